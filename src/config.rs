@@ -1,0 +1,182 @@
+//! The engine configuration (SPEC §11): one JSON document, every field optional.
+//!
+//! Unknown fields and out-of-range values are refused with `invalid_config`, naming the field.
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::limits::{KeyLimits, Limits};
+use crate::token;
+use crate::validate;
+use crate::workers::Worker;
+
+/// The engine's configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Default limits of every key.
+    pub limits: Limits,
+    /// Session and token lifetimes.
+    pub sessions: SessionSettings,
+    /// The feature catalog sessions may ask for.
+    pub features: Vec<String>,
+    /// Token signing keys; the first signs, all verify. Empty: one random key, kid `default`.
+    pub signing_keys: Vec<SigningKeyConfig>,
+    /// When set, key digests are HMAC-SHA-256 under this pepper.
+    pub key_pepper: Option<Secret>,
+    /// Workers registered at start.
+    pub workers: Vec<Worker>,
+    /// The worker used while none is registered.
+    pub default_worker: Worker,
+}
+
+/// Session and token lifetimes, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionSettings {
+    /// How long a session may stay PENDING (default 300).
+    pub pending_ttl_seconds: u64,
+    /// How long a session may stay ACTIVE (default 3,600).
+    pub max_duration_seconds: u64,
+    /// Session token lifetime (default 600), never past the session's expiry.
+    pub token_ttl_seconds: u64,
+    /// Clock skew tolerated when verifying tokens (default 0).
+    pub token_leeway_seconds: u64,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        SessionSettings {
+            pending_ttl_seconds: 300,
+            max_duration_seconds: 3600,
+            token_ttl_seconds: 600,
+            token_leeway_seconds: 0,
+        }
+    }
+}
+
+/// A secret string whose `Debug` never shows it.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// One token signing key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningKeyConfig {
+    /// Key id, put in each token's header.
+    pub kid: String,
+    /// HMAC key, at least 32 bytes, used as-is.
+    pub secret: Secret,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            limits: Limits::default(),
+            sessions: SessionSettings::default(),
+            features: ["vision", "transcription", "recording"].map(String::from).to_vec(),
+            signing_keys: Vec::new(),
+            key_pepper: None,
+            workers: Vec::new(),
+            default_worker: Worker {
+                node_id: "local".into(),
+                url: "ws://127.0.0.1:8081".into(),
+                capacity: 1000,
+                draining: false,
+            },
+        }
+    }
+}
+
+/// Smallest pepper accepted, in bytes.
+pub const MIN_PEPPER: usize = 16;
+
+fn config_error(field: String, message: String) -> Error {
+    Error::InvalidConfig { field, message }
+}
+
+fn in_range(field: &str, value: u64, min: u64, max: u64) -> Result<()> {
+    if value < min || value > max {
+        return Err(Error::config(field, format!("must be {min} to {max}")));
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Parses and validates a JSON configuration (`{}` gives every default).
+    pub fn from_json(json: &str) -> Result<Config> {
+        let config: Config = validate::from_json(json, config_error)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every value's range.
+    pub fn validate(&self) -> Result<()> {
+        let limits = KeyLimits {
+            requests_per_minute: Some(self.limits.requests_per_minute),
+            requests_per_hour: Some(self.limits.requests_per_hour),
+            concurrent_sessions: Some(self.limits.concurrent_sessions),
+        };
+        limits.validate("limits", config_error)?;
+        let s = &self.sessions;
+        in_range("sessions.pending_ttl_seconds", s.pending_ttl_seconds, 1, 86_400)?;
+        in_range("sessions.max_duration_seconds", s.max_duration_seconds, 1, 7 * 86_400)?;
+        in_range("sessions.token_ttl_seconds", s.token_ttl_seconds, 1, 86_400)?;
+        in_range("sessions.token_leeway_seconds", s.token_leeway_seconds, 0, 3_600)?;
+        if self.features.len() > 64 {
+            return Err(Error::config("features", "at most 64 features"));
+        }
+        for (i, feature) in self.features.iter().enumerate() {
+            let field = format!("features[{i}]");
+            let valid = !feature.is_empty()
+                && feature.len() <= 64
+                && feature.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-".contains(&b));
+            if !valid {
+                return Err(Error::config(field, "must be 1 to 64 characters of a-z 0-9 _ -"));
+            }
+            if self.features[..i].contains(feature) {
+                return Err(Error::config(field, "features must be distinct"));
+            }
+        }
+        self.keyring()?;
+        if let Some(pepper) = &self.key_pepper {
+            if pepper.0.len() < MIN_PEPPER {
+                return Err(Error::config("key_pepper", format!("must be at least {MIN_PEPPER} bytes")));
+            }
+        }
+        for (i, worker) in self.workers.iter().enumerate() {
+            worker.validate(&format!("workers[{i}]"), config_error)?;
+            if self.workers[..i].iter().any(|w| w.node_id == worker.node_id) {
+                return Err(Error::config(format!("workers[{i}].node_id"), "node ids must be distinct"));
+            }
+        }
+        self.default_worker.validate("default_worker", config_error)
+    }
+
+    /// The token keyring: the configured keys, or one random key with kid `default`.
+    pub fn keyring(&self) -> Result<token::Keyring> {
+        let keys = if self.signing_keys.is_empty() {
+            let mut secret = [0u8; 32];
+            getrandom::getrandom(&mut secret)
+                .map_err(|e| Error::Internal(format!("the OS random source failed: {e}")))?;
+            vec![token::SigningKey::new("default", secret.to_vec())]
+        } else {
+            self.signing_keys
+                .iter()
+                .map(|k| token::SigningKey::new(k.kid.clone(), k.secret.0.as_bytes().to_vec()))
+                .collect()
+        };
+        let keys = keys
+            .into_iter()
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::config("signing_keys", e.to_string()))?;
+        token::Keyring::new(keys).map_err(|e| Error::config("signing_keys", e.to_string()))
+    }
+}

@@ -1,0 +1,434 @@
+//! The in-memory store: everything in process, lost when it ends.
+//!
+//! Keys are found by digest in 64 shards, each behind its own read-write lock, so that threads
+//! authorizing different keys rarely touch the same lock. Sessions, slots, worker load and the
+//! expiry index share one lock, which makes "slots in use = live sessions" hold by construction.
+//! The audit log keeps the newest [`MemoryStore::AUDIT_CAPACITY`] records.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use super::{AccountMeter, KeyEntry, SessionUpdate, Store};
+use crate::audit::AuditRecord;
+use crate::error::{Error, Result};
+use crate::keys::{digests_equal, KeyDigest, KeyRecord};
+use crate::limits::{Decision, Window};
+use crate::session::Session;
+use crate::usage::{self, Alert};
+use crate::users::User;
+use crate::workers::{self, Worker, WorkerStatus};
+
+const KEY_SHARDS: usize = 64;
+
+/// Digests are uniformly random already: their first eight bytes are a perfect hash.
+#[derive(Default)]
+struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8).take(1) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 ^= u64::from_le_bytes(word);
+        }
+    }
+}
+
+type DigestMap = HashMap<KeyDigest, Arc<KeyEntry>, BuildHasherDefault<DigestHasher>>;
+
+#[derive(Default)]
+struct KeyIndex {
+    by_id: HashMap<String, Arc<KeyEntry>>,
+    order: Vec<String>,
+}
+
+#[derive(Default)]
+struct Sessions {
+    by_id: HashMap<String, Session>,
+    by_account: HashMap<String, Vec<String>>,
+    slots: HashMap<String, u32>,
+    load: HashMap<String, u32>,
+    expiry: BTreeSet<(u64, String)>,
+    workers: Vec<Worker>,
+}
+
+impl Sessions {
+    fn hold(&mut self, session: &Session) {
+        *self.slots.entry(session.key_id.clone()).or_default() += 1;
+        *self.load.entry(session.node_id.clone()).or_default() += 1;
+        self.expiry.insert((session.expires_at, session.id.clone()));
+    }
+
+    fn release(&mut self, session: &Session) {
+        for (map, name) in [(&mut self.slots, &session.key_id), (&mut self.load, &session.node_id)] {
+            if let Some(count) = map.get_mut(name) {
+                *count -= 1;
+                if *count == 0 {
+                    map.remove(name);
+                }
+            }
+        }
+        self.expiry.remove(&(session.expires_at, session.id.clone()));
+    }
+
+    fn load(&self, node_id: &str) -> u32 {
+        self.load.get(node_id).copied().unwrap_or(0)
+    }
+}
+
+#[derive(Default)]
+struct Book {
+    metrics: BTreeMap<String, u64>,
+    seen: HashSet<String>,
+    alerts: Vec<Alert>,
+}
+
+impl Book {
+    fn fire(&mut self, metric: &str, total: u64, now: u64) {
+        for alert in &mut self.alerts {
+            if alert.fired_at.is_none() && alert.metric == metric && total >= alert.threshold {
+                alert.fired_at = Some(now);
+            }
+        }
+    }
+
+    fn next_requests_alert(&self) -> u64 {
+        self.alerts
+            .iter()
+            .filter(|a| a.fired_at.is_none() && a.metric == usage::REQUESTS)
+            .map(|a| a.threshold)
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+}
+
+#[derive(Default)]
+struct Account {
+    meter: Arc<AccountMeter>,
+    book: Mutex<Book>,
+}
+
+#[derive(Default)]
+struct Users {
+    by_id: HashMap<String, User>,
+    by_account: HashMap<String, Vec<String>>,
+}
+
+/// Keeps all state in process memory.
+pub struct MemoryStore {
+    digests: Box<[RwLock<DigestMap>]>,
+    keys: RwLock<KeyIndex>,
+    sessions: Mutex<Sessions>,
+    users: RwLock<Users>,
+    accounts: RwLock<HashMap<String, Arc<Account>>>,
+    audit: Mutex<VecDeque<AuditRecord>>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore {
+            digests: (0..KEY_SHARDS).map(|_| RwLock::default()).collect(),
+            keys: RwLock::default(),
+            sessions: Mutex::default(),
+            users: RwLock::default(),
+            accounts: RwLock::default(),
+            audit: Mutex::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore").field("keys", &self.keys.read().order.len()).finish()
+    }
+}
+
+fn newest_first<T: Clone>(ids: &[String], limit: usize, get: impl Fn(&str) -> Option<T>) -> Vec<T> {
+    ids.iter().rev().filter_map(|id| get(id)).take(limit).collect()
+}
+
+impl MemoryStore {
+    /// Audit records kept; older ones are dropped first.
+    pub const AUDIT_CAPACITY: usize = 100_000;
+
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn shard(&self, digest: &KeyDigest) -> &RwLock<DigestMap> {
+        &self.digests[usize::from(digest[31]) % KEY_SHARDS]
+    }
+
+    fn account(&self, id: &str) -> Arc<Account> {
+        if let Some(account) = self.accounts.read().get(id) {
+            return account.clone();
+        }
+        self.accounts.write().entry(id.to_owned()).or_default().clone()
+    }
+}
+
+impl Store for MemoryStore {
+    fn insert_key(&self, digest: KeyDigest, record: KeyRecord) -> Result<()> {
+        let entry = Arc::new(KeyEntry::new(digest, record.clone(), self.account(&record.account_id).meter.clone()));
+        let mut keys = self.keys.write();
+        let mut shard = self.shard(&digest).write();
+        if shard.contains_key(&digest) || keys.by_id.contains_key(&record.id) {
+            return Err(Error::AlreadyExists { resource: "key" });
+        }
+        shard.insert(digest, entry.clone());
+        keys.order.push(record.id.clone());
+        keys.by_id.insert(record.id, entry);
+        Ok(())
+    }
+
+    fn key_by_digest(&self, digest: &KeyDigest) -> Result<Option<Arc<KeyEntry>>> {
+        let shard = self.shard(digest).read();
+        Ok(shard.get(digest).filter(|entry| digests_equal(&entry.digest, digest)).cloned())
+    }
+
+    fn key(&self, id: &str) -> Result<Option<Arc<KeyEntry>>> {
+        Ok(self.keys.read().by_id.get(id).cloned())
+    }
+
+    fn update_key(&self, id: &str, change: &mut dyn FnMut(&mut KeyRecord)) -> Result<Option<KeyRecord>> {
+        let Some(entry) = self.key(id)? else { return Ok(None) };
+        change(&mut entry.record.write());
+        Ok(Some(entry.snapshot()))
+    }
+
+    fn list_keys(&self, account: Option<&str>, limit: usize) -> Result<Vec<KeyRecord>> {
+        let keys = self.keys.read();
+        Ok(newest_first(&keys.order, limit, |id| {
+            let entry = keys.by_id.get(id)?;
+            let in_account = account.is_none_or(|a| entry.record.read().account_id == a);
+            in_account.then(|| entry.snapshot())
+        }))
+    }
+
+    fn take(&self, key: &KeyEntry, windows: &[Window; 2], now: u64) -> Result<Decision> {
+        Ok(key.buckets.try_take(windows, now))
+    }
+
+    fn peek(&self, key: &KeyEntry, windows: &[Window; 2], now: u64) -> Result<Decision> {
+        Ok(key.buckets.peek(windows, now))
+    }
+
+    fn refund(&self, key: &KeyEntry, windows: &[Window; 2], now: u64) -> Result<()> {
+        key.buckets.refund(windows, now);
+        Ok(())
+    }
+
+    fn create_session(&self, mut session: Session, slot_limit: u32, default_worker: &Worker) -> Result<Session> {
+        let mut sessions = self.sessions.lock();
+        if sessions.slots.get(&session.key_id).copied().unwrap_or(0) >= slot_limit {
+            return Err(Error::ConcurrentSessionLimit { limit: slot_limit });
+        }
+        let worker = workers::place(&sessions.workers, default_worker, |node| sessions.load(node))?;
+        session.node_id.clone_from(&worker.node_id);
+        session.worker_url.clone_from(&worker.url);
+        sessions.hold(&session);
+        sessions.by_account.entry(session.account_id.clone()).or_default().push(session.id.clone());
+        sessions.by_id.insert(session.id.clone(), session.clone());
+        Ok(session)
+    }
+
+    fn session(&self, id: &str) -> Result<Option<Session>> {
+        Ok(self.sessions.lock().by_id.get(id).cloned())
+    }
+
+    fn update_session(&self, id: &str, change: SessionUpdate<'_>) -> Result<Option<Session>> {
+        let mut sessions = self.sessions.lock();
+        let Some(current) = sessions.by_id.get(id) else { return Ok(None) };
+        let mut updated = current.clone();
+        change(&mut updated)?;
+        let before = current.clone();
+        if before.is_live() {
+            sessions.release(&before);
+        }
+        if updated.is_live() {
+            sessions.hold(&updated);
+        }
+        sessions.by_id.insert(id.to_owned(), updated.clone());
+        Ok(Some(updated))
+    }
+
+    fn list_sessions(&self, account: Option<&str>, limit: usize) -> Result<Vec<Session>> {
+        let sessions = self.sessions.lock();
+        let get = |id: &str| sessions.by_id.get(id).cloned();
+        Ok(match account {
+            Some(account) => {
+                newest_first(sessions.by_account.get(account).map_or(&[][..], Vec::as_slice), limit, get)
+            }
+            None => {
+                let mut all: Vec<Session> = sessions.by_id.values().cloned().collect();
+                all.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+                all.truncate(limit);
+                all
+            }
+        })
+    }
+
+    fn due_sessions(&self, now: u64) -> Result<Vec<String>> {
+        let sessions = self.sessions.lock();
+        Ok(sessions.expiry.iter().take_while(|(at, _)| *at <= now).map(|(_, id)| id.clone()).collect())
+    }
+
+    fn slots_in_use(&self, key_id: &str) -> Result<u32> {
+        Ok(self.sessions.lock().slots.get(key_id).copied().unwrap_or(0))
+    }
+
+    fn insert_worker(&self, worker: Worker) -> Result<()> {
+        let mut sessions = self.sessions.lock();
+        if sessions.workers.iter().any(|w| w.node_id == worker.node_id) {
+            return Err(Error::AlreadyExists { resource: "worker" });
+        }
+        sessions.workers.push(worker);
+        Ok(())
+    }
+
+    fn update_worker(&self, node_id: &str, change: &mut dyn FnMut(&Worker) -> Result<Worker>) -> Result<Option<Worker>> {
+        let mut sessions = self.sessions.lock();
+        let Some(worker) = sessions.workers.iter_mut().find(|w| w.node_id == node_id) else {
+            return Ok(None);
+        };
+        *worker = change(worker)?;
+        Ok(Some(worker.clone()))
+    }
+
+    fn workers(&self) -> Result<Vec<WorkerStatus>> {
+        let sessions = self.sessions.lock();
+        Ok(sessions
+            .workers
+            .iter()
+            .map(|w| WorkerStatus { worker: w.clone(), active_sessions: sessions.load(&w.node_id) })
+            .collect())
+    }
+
+    fn insert_user(&self, user: User) -> Result<()> {
+        let mut users = self.users.write();
+        if users.by_id.contains_key(&user.id) {
+            return Err(Error::AlreadyExists { resource: "user" });
+        }
+        users.by_account.entry(user.account_id.clone()).or_default().push(user.id.clone());
+        users.by_id.insert(user.id.clone(), user);
+        Ok(())
+    }
+
+    fn user(&self, id: &str) -> Result<Option<User>> {
+        Ok(self.users.read().by_id.get(id).cloned())
+    }
+
+    fn update_user(&self, id: &str, change: &mut dyn FnMut(&mut User) -> Result<()>) -> Result<Option<User>> {
+        let mut users = self.users.write();
+        let Some(user) = users.by_id.get_mut(id) else { return Ok(None) };
+        let mut updated = user.clone();
+        change(&mut updated)?;
+        *user = updated.clone();
+        Ok(Some(updated))
+    }
+
+    fn delete_user(&self, id: &str) -> Result<Option<User>> {
+        let mut users = self.users.write();
+        let Some(user) = users.by_id.remove(id) else { return Ok(None) };
+        if let Some(ids) = users.by_account.get_mut(&user.account_id) {
+            ids.retain(|other| other != id);
+        }
+        Ok(Some(user))
+    }
+
+    fn list_users(&self, account: &str, limit: usize) -> Result<Vec<User>> {
+        let users = self.users.read();
+        let ids = users.by_account.get(account).map_or(&[][..], Vec::as_slice);
+        Ok(newest_first(ids, limit, |id| users.by_id.get(id).cloned()))
+    }
+
+    fn count_request(&self, key: &KeyEntry, now: u64) -> Result<()> {
+        let total = key.meter.requests.fetch_add(1, Ordering::Relaxed) + 1;
+        if total >= key.meter.next_alert.load(Ordering::Relaxed) {
+            let account = self.account(&key.record.read().account_id);
+            let mut book = account.book.lock();
+            book.fire(usage::REQUESTS, total, now);
+            account.meter.next_alert.store(book.next_requests_alert(), Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn add_usage(&self, account: &str, metric: &str, quantity: u64, idempotency_key: Option<&str>, now: u64) -> Result<(u64, bool)> {
+        let account = self.account(account);
+        let mut book = account.book.lock();
+        if let Some(key) = idempotency_key {
+            if !book.seen.insert(format!("{metric}\u{0}{key}")) {
+                return Ok((book.metrics.get(metric).copied().unwrap_or(0), false));
+            }
+        }
+        let total = if metric == usage::REQUESTS {
+            account.meter.requests.fetch_add(quantity, Ordering::Relaxed).saturating_add(quantity)
+        } else {
+            let total = book.metrics.entry(metric.to_owned()).or_default();
+            *total = total.saturating_add(quantity);
+            *total
+        };
+        book.fire(metric, total, now);
+        account.meter.next_alert.store(book.next_requests_alert(), Ordering::Relaxed);
+        Ok((total, true))
+    }
+
+    fn usage(&self, account: &str) -> Result<BTreeMap<String, u64>> {
+        let account = self.account(account);
+        let mut metrics = account.book.lock().metrics.clone();
+        metrics.insert(usage::REQUESTS.into(), account.meter.requests.load(Ordering::Relaxed));
+        metrics.entry(usage::SESSION_SECONDS.into()).or_insert(0);
+        Ok(metrics)
+    }
+
+    fn insert_alert(&self, mut alert: Alert, now: u64) -> Result<Alert> {
+        let account = self.account(&alert.account_id);
+        let mut book = account.book.lock();
+        let total = if alert.metric == usage::REQUESTS {
+            account.meter.requests.load(Ordering::Relaxed)
+        } else {
+            book.metrics.get(&alert.metric).copied().unwrap_or(0)
+        };
+        if total >= alert.threshold {
+            alert.fired_at = Some(now);
+        }
+        book.alerts.push(alert.clone());
+        account.meter.next_alert.store(book.next_requests_alert(), Ordering::Relaxed);
+        Ok(alert)
+    }
+
+    fn alerts(&self, account: &str) -> Result<Vec<Alert>> {
+        let account = self.account(account);
+        let book = account.book.lock();
+        Ok(book.alerts.iter().rev().cloned().collect())
+    }
+
+    fn append_audit(&self, record: AuditRecord) -> Result<()> {
+        let mut audit = self.audit.lock();
+        if audit.len() == Self::AUDIT_CAPACITY {
+            audit.pop_front();
+        }
+        audit.push_back(record);
+        Ok(())
+    }
+
+    fn audit(&self, account: Option<&str>, limit: usize) -> Result<Vec<AuditRecord>> {
+        let audit = self.audit.lock();
+        Ok(audit
+            .iter()
+            .rev()
+            .filter(|r| account.is_none_or(|a| r.account_id == a))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+}

@@ -1,0 +1,166 @@
+//! The state layer: where keys, buckets, sessions, workers, users, usage and audit live.
+//!
+//! The engine holds its rules; a [`Store`] only keeps state and makes each method atomic.
+//! [`MemoryStore`] is the default. A durable or shared store implements the same trait, so the
+//! rules never change with the storage.
+
+mod memory;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+pub use memory::MemoryStore;
+
+use crate::audit::AuditRecord;
+use crate::error::Result;
+use crate::keys::{KeyDigest, KeyRecord};
+use crate::limits::{Buckets, Decision, Window};
+use crate::session::Session;
+use crate::usage::Alert;
+use crate::users::User;
+use crate::workers::{Worker, WorkerStatus};
+
+/// A key as the hot path sees it: its record, its buckets and its counters.
+#[derive(Debug)]
+pub struct KeyEntry {
+    /// The stored digest.
+    pub digest: KeyDigest,
+    /// The record (without `last_used_at`, kept in [`KeyEntry::last_used_at`]).
+    pub record: RwLock<KeyRecord>,
+    /// Token buckets of the minute and hour windows.
+    pub buckets: Buckets,
+    /// The owning account's request counter.
+    pub meter: Arc<AccountMeter>,
+    last_used_at: AtomicU64,
+}
+
+/// An account's request counter, shared by its keys so that counting is one atomic add.
+#[derive(Debug)]
+pub struct AccountMeter {
+    /// Authorized requests so far.
+    pub requests: AtomicU64,
+    /// The lowest threshold of an unfired `requests` alert (`u64::MAX` when none).
+    pub next_alert: AtomicU64,
+}
+
+impl Default for AccountMeter {
+    fn default() -> Self {
+        AccountMeter { requests: AtomicU64::new(0), next_alert: AtomicU64::new(u64::MAX) }
+    }
+}
+
+impl KeyEntry {
+    /// An entry for a new record.
+    pub fn new(digest: KeyDigest, record: KeyRecord, meter: Arc<AccountMeter>) -> Self {
+        let last_used = record.last_used_at.unwrap_or(0);
+        KeyEntry {
+            digest,
+            record: RwLock::new(record),
+            buckets: Buckets::default(),
+            meter,
+            last_used_at: AtomicU64::new(last_used),
+        }
+    }
+
+    /// Notes an authorized use at `now`.
+    pub fn touch(&self, now: u64) {
+        self.last_used_at.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// A copy of the record, `last_used_at` included.
+    pub fn snapshot(&self) -> KeyRecord {
+        let mut record = self.record.read().clone();
+        let last = self.last_used_at.load(Ordering::Relaxed);
+        record.last_used_at = (last > 0).then_some(last);
+        record
+    }
+}
+
+/// A change applied atomically to one session.
+pub type SessionUpdate<'a> = &'a mut dyn FnMut(&mut Session) -> Result<()>;
+
+/// The state behind an engine. Every method is atomic with respect to the others.
+pub trait Store: Send + Sync + 'static {
+    // ---- keys ----
+    /// Adds a key.
+    fn insert_key(&self, digest: KeyDigest, record: KeyRecord) -> Result<()>;
+    /// The key with this digest (compared in constant time once found).
+    fn key_by_digest(&self, digest: &KeyDigest) -> Result<Option<Arc<KeyEntry>>>;
+    /// The key with this id.
+    fn key(&self, id: &str) -> Result<Option<Arc<KeyEntry>>>;
+    /// Changes a key's record in place; `None` if there is no such key.
+    fn update_key(&self, id: &str, change: &mut dyn FnMut(&mut KeyRecord)) -> Result<Option<KeyRecord>>;
+    /// Keys, newest first, of one account or of all.
+    fn list_keys(&self, account: Option<&str>, limit: usize) -> Result<Vec<KeyRecord>>;
+
+    // ---- rate limits ----
+    /// Takes one token from each of the key's windows, or none.
+    fn take(&self, key: &KeyEntry, windows: &[Window; 2], now: u64) -> Result<Decision>;
+    /// The decision `take` would give, taking nothing.
+    fn peek(&self, key: &KeyEntry, windows: &[Window; 2], now: u64) -> Result<Decision>;
+    /// Gives back the tokens of the last `take`.
+    fn refund(&self, key: &KeyEntry, windows: &[Window; 2], now: u64) -> Result<()>;
+
+    // ---- sessions and workers ----
+    /// Places and inserts a new PENDING session, atomically with its key's slot check:
+    /// fails with `concurrent_session_limit` when the key already has `slot_limit` live
+    /// sessions, `no_worker_available` when no worker has room. The store fills in `node_id` and
+    /// `worker_url` from [`crate::workers::place`].
+    fn create_session(
+        &self,
+        session: Session,
+        slot_limit: u32,
+        default_worker: &Worker,
+    ) -> Result<Session>;
+    /// The session with this id, as stored (expiry not applied).
+    fn session(&self, id: &str) -> Result<Option<Session>>;
+    /// Applies `change` to the session atomically and returns it; when `change` fails nothing
+    /// is written. Slots and worker load follow the session's liveness.
+    fn update_session(&self, id: &str, change: SessionUpdate<'_>) -> Result<Option<Session>>;
+    /// Sessions, newest first, of one account or of all.
+    fn list_sessions(&self, account: Option<&str>, limit: usize) -> Result<Vec<Session>>;
+    /// Ids of live sessions whose expiry is at or before `now`.
+    fn due_sessions(&self, now: u64) -> Result<Vec<String>>;
+    /// Live sessions held by a key.
+    fn slots_in_use(&self, key_id: &str) -> Result<u32>;
+    /// Registers a worker; fails with `already_exists` if its node id is taken.
+    fn insert_worker(&self, worker: Worker) -> Result<()>;
+    /// Changes a worker; `None` if there is no such worker.
+    fn update_worker(&self, node_id: &str, change: &mut dyn FnMut(&Worker) -> Result<Worker>) -> Result<Option<Worker>>;
+    /// Workers in registration order, with their live sessions.
+    fn workers(&self) -> Result<Vec<WorkerStatus>>;
+
+    // ---- users ----
+    /// Adds a user.
+    fn insert_user(&self, user: User) -> Result<()>;
+    /// The user with this id.
+    fn user(&self, id: &str) -> Result<Option<User>>;
+    /// Changes a user atomically; `None` if there is no such user.
+    fn update_user(&self, id: &str, change: &mut dyn FnMut(&mut User) -> Result<()>) -> Result<Option<User>>;
+    /// Removes a user; whether it existed.
+    fn delete_user(&self, id: &str) -> Result<Option<User>>;
+    /// An account's users, newest first.
+    fn list_users(&self, account: &str, limit: usize) -> Result<Vec<User>>;
+
+    // ---- usage and alerts ----
+    /// Counts one authorized request for the key's account (the hot path: no allocation).
+    fn count_request(&self, key: &KeyEntry, now: u64) -> Result<()>;
+    /// Adds `quantity` to an account's metric, once per idempotency key; returns the new total
+    /// and whether it was counted. Alerts that the new total reaches fire at `now`.
+    fn add_usage(&self, account: &str, metric: &str, quantity: u64, idempotency_key: Option<&str>, now: u64) -> Result<(u64, bool)>;
+    /// Every metric's total for an account.
+    fn usage(&self, account: &str) -> Result<BTreeMap<String, u64>>;
+    /// Adds an alert; it fires at once if the total already reaches it.
+    fn insert_alert(&self, alert: Alert, now: u64) -> Result<Alert>;
+    /// An account's alerts, newest first.
+    fn alerts(&self, account: &str) -> Result<Vec<Alert>>;
+
+    // ---- audit ----
+    /// Appends a record.
+    fn append_audit(&self, record: AuditRecord) -> Result<()>;
+    /// Records, newest first, of one account or of all.
+    fn audit(&self, account: Option<&str>, limit: usize) -> Result<Vec<AuditRecord>>;
+}
