@@ -3,9 +3,13 @@ SHELL := /bin/bash
 CARGO ?= cargo
 PREFIX ?= /usr/local
 
-.PHONY: all build demo test test-rust test-c test-node test-python test-go bench install clean
+.PHONY: all help build demo test test-rust test-c test-node test-python test-go bench install clean
 
 all: build
+
+## List the tasks.
+help:
+	@awk '/^## /{doc=substr($$0,4); next} /^[a-z-]+:/{if(doc){split($$0,t,":"); printf "  make %-14s %s\n", t[1], doc}; doc=""}' $(MAKEFILE_LIST)
 
 build:
 	$(CARGO) build --release
