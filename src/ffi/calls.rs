@@ -43,7 +43,7 @@ pub extern "C" fn astack_bootstrap_admin_key(
     json_call(out_json, || {
         let engine = engine_ref(engine)?;
         let key = engine.bootstrap_admin_key(optional_text(plaintext, "plaintext")?)?;
-        Ok(json!({ "key": key }))
+        Ok(json!({ "key": key }).to_string())
     })
 }
 
@@ -287,7 +287,7 @@ pub extern "C" fn astack_token_issue(
         let engine = engine_ref(engine)?;
         let principal = principal(engine, key_id)?;
         let token = engine.issue_token(&principal, text(id, "id")?)?;
-        Ok(json!({ "session_token": token }))
+        Ok(json!({ "session_token": token }).to_string())
     })
 }
 

@@ -296,7 +296,7 @@ pub(crate) fn call(body: impl FnOnce() -> Outcome<()>) -> astack_result {
 
 /// Runs a cold path answering with JSON in `*out_json`: the result on success, the error body
 /// on failure. With `out_json` NULL nothing runs and the answer is `ASTACK_NULL_ARGUMENT`.
-pub(crate) fn json_call(out_json: *mut *mut c_char, body: impl FnOnce() -> Outcome<Value>) -> astack_result {
+pub(crate) fn json_call(out_json: *mut *mut c_char, body: impl FnOnce() -> Outcome<String>) -> astack_result {
     boundary(ASTACK_INTERNAL_ERROR, || {
         if out_json.is_null() {
             return ASTACK_NULL_ARGUMENT;
@@ -306,12 +306,12 @@ pub(crate) fn json_call(out_json: *mut *mut c_char, body: impl FnOnce() -> Outco
         let answered = catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|_| {
             Err(Failure::Core(Error::Internal("a panic was caught at the C ABI boundary".into())))
         });
-        let (result, value) = match answered {
-            Ok(value) => (ASTACK_OK, value),
-            Err(failure) => (failure.result(), failure.to_json()),
+        let (result, text) = match answered {
+            Ok(text) => (ASTACK_OK, text),
+            Err(failure) => (failure.result(), failure.to_json().to_string()),
         };
         // SAFETY: as above.
-        unsafe { out_json.write(owned_string(&value.to_string())) };
+        unsafe { out_json.write(owned_string(&text)) };
         result
     })
 }
@@ -356,14 +356,14 @@ pub(crate) fn out<'a, T>(pointer: *mut T, argument: &'static str) -> Outcome<&'a
     unsafe { pointer.as_mut() }.ok_or(Failure::Abi(ASTACK_NULL_ARGUMENT, argument))
 }
 
-/// Serializes an answer.
-pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Outcome<Value> {
-    serde_json::to_value(value).map_err(|e| Failure::Core(Error::Internal(format!("serializing the answer: {e}"))))
+/// Serializes an answer, fields in the order of the SPEC.
+pub(crate) fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Outcome<String> {
+    serde_json::to_string(value).map_err(|e| Failure::Core(Error::Internal(format!("serializing the answer: {e}"))))
 }
 
 /// A list answer: `{"data": [...]}`.
-pub(crate) fn list<T: serde::Serialize>(items: &[T]) -> Outcome<Value> {
-    Ok(json!({ "data": to_json(&items)? }))
+pub(crate) fn list<T: serde::Serialize>(items: &[T]) -> Outcome<String> {
+    Ok(format!("{{\"data\":{}}}", to_json(items)?))
 }
 
 /// The `limit` of a list: 0 for the default (50), else 1 to 1,000.
@@ -472,7 +472,7 @@ fn config_json(config: &Config) -> Value {
 /// `ASTACK_INVALID_UTF8`. Thread-safe.
 #[no_mangle]
 pub extern "C" fn astack_config_check(config_json: *const c_char, out_json: *mut *mut c_char) -> astack_result {
-    json_call(out_json, || Ok(self::config_json(&config_of(config_json)?)))
+    json_call(out_json, || Ok(self::config_json(&config_of(config_json)?).to_string()))
 }
 
 /// The configuration in force in `engine`, as `astack_config_check` shows it. The caller frees
@@ -480,7 +480,7 @@ pub extern "C" fn astack_config_check(config_json: *const c_char, out_json: *mut
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn astack_engine_config(engine: *const astack_engine, out_json: *mut *mut c_char) -> astack_result {
-    json_call(out_json, || Ok(config_json(self::engine_ref(engine)?.config())))
+    json_call(out_json, || Ok(config_json(engine_ref(engine)?.config()).to_string()))
 }
 
 // ---------------------------------------------------------------------------------------------
