@@ -35,19 +35,19 @@ static int checks_failed = 0;
     }                                                                                 \
   } while (0)
 
-static int check_finish(const char *name) {
+static inline int check_finish(const char *name) {
   printf("%s: %d passed, %d failed\n", name, checks_passed, checks_failed);
   return checks_failed == 0 ? 0 : 1;
 }
 
 /* Whether `haystack` contains `needle` (NULL-safe). */
-static int contains(const char *haystack, const char *needle) {
+static inline int contains(const char *haystack, const char *needle) {
   return haystack != NULL && needle != NULL && strstr(haystack, needle) != NULL;
 }
 
 /* Copies the string value of the first `"field":"..."` of a compact JSON document into `out`
  * (escapes are kept as they are: the values read here have none). Returns 1 when found. */
-static int json_string(const char *json, const char *field, char *out, size_t size) {
+static inline int json_string(const char *json, const char *field, char *out, size_t size) {
   char pattern[128];
   const char *start;
   size_t n = 0;
@@ -65,7 +65,7 @@ static int json_string(const char *json, const char *field, char *out, size_t si
 }
 
 /* Reads the unsigned integer value of the first `"field":N`. Returns 1 when found. */
-static int json_u64(const char *json, const char *field, unsigned long long *out) {
+static inline int json_u64(const char *json, const char *field, unsigned long long *out) {
   char pattern[128];
   const char *start;
   char *end;
