@@ -6,7 +6,7 @@ use std::ffi::{c_char, CStr};
 use serde::Deserialize;
 
 use super::astack_result::{self, *};
-use super::{boundary, call, engine_ref, out, owned_string, request, text, Failure, Outcome};
+use super::{boundary, call, engine_ref, owned_string, put, request, text, Failure, Outcome};
 use crate::engine::{Authorization, Denial};
 use crate::limits::{Decision, Headers, Limiter, Limits, Window};
 use crate::scopes::Operation;
@@ -264,15 +264,15 @@ fn operation_cstr(operation: Operation) -> &'static CStr {
 }
 
 fn write_headers(headers: Option<Headers>, policy: *mut *mut c_char, ratelimit: *mut *mut c_char) -> Outcome<()> {
-    let policy = out(policy, "policy")?;
-    let ratelimit = out(ratelimit, "ratelimit")?;
-    *policy = std::ptr::null_mut();
-    *ratelimit = std::ptr::null_mut();
-    if let Some(headers) = headers {
-        *policy = owned_string(&headers.policy);
-        *ratelimit = owned_string(&headers.ratelimit);
+    if policy.is_null() || ratelimit.is_null() {
+        return Err(Failure::Abi(ASTACK_NULL_ARGUMENT, if policy.is_null() { "policy" } else { "ratelimit" }));
     }
-    Ok(())
+    let (policy_text, ratelimit_text) = match headers {
+        Some(headers) => (owned_string(&headers.policy), owned_string(&headers.ratelimit)),
+        None => (std::ptr::null_mut(), std::ptr::null_mut()),
+    };
+    put(policy, "policy", policy_text)?;
+    put(ratelimit, "ratelimit", ratelimit_text)
 }
 
 /// Formats the rate-limit headers of SPEC §5 for a decision of `astack_authorize`:
@@ -382,16 +382,14 @@ pub extern "C" fn astack_limiter_new(
 ) -> astack_result {
     boundary(ASTACK_INTERNAL_ERROR, || {
         let made = (|| {
-            let out = self::out(out, "out")?;
-            *out = std::ptr::null_mut();
+            put(out, "out", std::ptr::null_mut())?;
             let specs: Vec<WindowSpec> = request(windows_json, "windows_json")?;
             let mut windows = Vec::with_capacity(specs.len());
             for (i, spec) in specs.into_iter().enumerate() {
                 windows.push(window_of(i, spec)?);
             }
             let limiter = Limiter::new(windows)?;
-            *out = Box::into_raw(Box::new(limiter)).cast::<astack_limiter>();
-            Ok::<(), Failure>(())
+            put(out, "out", Box::into_raw(Box::new(limiter)).cast::<astack_limiter>())
         })();
         match made {
             Ok(()) => {
@@ -442,7 +440,9 @@ pub extern "C" fn astack_limiter_check(
         let checked = (|| {
             let limiter = self::limiter(limiter)?;
             let key = text(key, "key")?;
-            let out = self::out(out, "out")?;
+            if out.is_null() {
+                return Err(Failure::Abi(ASTACK_NULL_ARGUMENT, "out"));
+            }
             let decision = limiter.check(key, now_ms);
             let mut answer = astack_decision::denied(if decision.allowed { ASTACK_OK } else { ASTACK_RATE_LIMITED });
             answer.window = decision.window as u32;
@@ -450,7 +450,7 @@ pub extern "C" fn astack_limiter_check(
             answer.remaining = decision.remaining;
             answer.reset = decision.reset;
             answer.retry_after = decision.retry_after;
-            *out = answer;
+            put(out, "out", answer)?;
             Ok(answer.code)
         })();
         checked.unwrap_or_else(|failure: Failure| failure.result())

@@ -19,7 +19,7 @@ use std::ffi::c_char;
 use serde_json::json;
 
 use super::astack_result;
-use super::{astack_engine, call, engine_ref, json_call, list, optional_text, out, page, principal, request, text, to_json};
+use super::{astack_engine, call, engine_ref, json_call, list, optional_text, page, principal, put, request, text, to_json, Failure};
 use crate::keys::CreateKey;
 use crate::session::{CreateSession, EndSession};
 use crate::usage::{CreateAlert, RecordUsage};
@@ -264,9 +264,10 @@ pub extern "C" fn astack_session_slots_in_use(
     call(|| {
         let engine = engine_ref(engine)?;
         let key_id = text(key_id, "key_id")?;
-        let out = self::out(out, "out")?;
-        *out = engine.slots_in_use(key_id)?;
-        Ok(())
+        if out.is_null() {
+            return Err(Failure::Abi(astack_result::ASTACK_NULL_ARGUMENT, "out"));
+        }
+        put(out, "out", engine.slots_in_use(key_id)?)
     })
 }
 

@@ -350,10 +350,15 @@ pub(crate) fn request<T: DeserializeOwned>(pointer: *const c_char, argument: &'s
     Ok(validate::from_json(json, |field, message| Error::InvalidRequest { field, message })?)
 }
 
-/// A required out-parameter.
-pub(crate) fn out<'a, T>(pointer: *mut T, argument: &'static str) -> Outcome<&'a mut T> {
-    // SAFETY: when non-NULL, the caller provides a writable, aligned `T`.
-    unsafe { pointer.as_mut() }.ok_or(Failure::Abi(ASTACK_NULL_ARGUMENT, argument))
+/// Writes `value` into a required out-parameter. The old content is never read nor
+/// referenced, so whatever the caller left there (uninitialized memory included) is fine.
+pub(crate) fn put<T>(pointer: *mut T, argument: &'static str, value: T) -> Outcome<()> {
+    if pointer.is_null() {
+        return Err(Failure::Abi(ASTACK_NULL_ARGUMENT, argument));
+    }
+    // SAFETY: non-NULL; the caller provides a writable, aligned `T`.
+    unsafe { pointer.write(value) };
+    Ok(())
 }
 
 /// Serializes an answer, fields in the order of the SPEC.
@@ -401,11 +406,9 @@ fn config_of(config_json: *const c_char) -> Outcome<Config> {
 
 fn new_engine(out: *mut *mut astack_engine, make: impl FnOnce() -> Outcome<Engine>) -> astack_result {
     call(|| {
-        let out = self::out(out, "out")?;
-        *out = ptr::null_mut();
+        put(out, "out", ptr::null_mut())?;
         let engine = make()?;
-        *out = Box::into_raw(Box::new(engine)).cast::<astack_engine>();
-        Ok(())
+        put(out, "out", Box::into_raw(Box::new(engine)).cast::<astack_engine>())
     })
 }
 
@@ -492,8 +495,7 @@ pub extern "C" fn astack_engine_config(engine: *const astack_engine, out_json: *
 pub extern "C" fn astack_clock_now(engine: *const astack_engine, out_ms: *mut u64) -> astack_result {
     call(|| {
         let engine = self::engine_ref(engine)?;
-        *out(out_ms, "out_ms")? = engine.now();
-        Ok(())
+        put(out_ms, "out_ms", engine.now())
     })
 }
 
