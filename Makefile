@@ -2,8 +2,21 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 PREFIX ?= /usr/local
+PROFILE ?= release
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 
-.PHONY: all help build demo test test-rust test-c test-node test-python test-go bench install clean
+# The C ABI's tests: strict C99, linked with the static library.
+CC ?= cc
+CXX ?= c++
+C_OUT := target/c
+C_WARN := -Wall -Wextra -Werror -pedantic
+C_FLAGS := -std=c99 $(C_WARN) -g -Iinclude -DASTACK_EXPECTED_VERSION='"$(VERSION)"'
+C_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+C_LIB_DEBUG := target/debug/libastack.a
+C_LIBS := -lpthread -ldl -lm
+C_TESTS := test_abi test_threads
+
+.PHONY: all help build demo test test-rust test-c test-node test-python test-go bench install examples clean
 
 all: build
 
@@ -19,16 +32,59 @@ demo:
 	@echo "The reference server is coming (issue 7); meanwhile 'make test' runs the engine's tests."
 
 ## Every test, all languages.
-test: test-rust
+test: test-rust test-c
 
 ## The Rust core: unit, integration and property tests.
 test-rust:
 	$(CARGO) test --all-targets
 	$(CARGO) test --doc
 
-## The C ABI (coming with issue 3).
+## The C ABI: the header is up to date, compiles as C99 and C++11, and the programs of tests/c
+## pass plain, under AddressSanitizer + UBSan and under valgrind; the quickstart builds against
+## an installed copy through pkg-config.
 test-c:
-	@echo "test-c: the C ABI is coming (issue 3)"
+	$(CARGO) build --lib
+	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+	  git diff --exit-code --stat -- include/astack.h || { \
+	    echo "test-c: regenerating include/astack.h changed it: commit the new header" >&2; exit 1; }; \
+	fi
+	@command -v valgrind >/dev/null || { apt-get update && apt-get install -y valgrind; }
+	@mkdir -p $(C_OUT)
+	$(CXX) -std=c++11 $(C_WARN) -Iinclude tests/c/test_header.cpp $(C_LIB_DEBUG) $(C_LIBS) -o $(C_OUT)/test_header
+	$(C_OUT)/test_header
+	@set -e; for t in $(C_TESTS); do \
+	  echo "== $$t (plain)"; \
+	  $(CC) $(C_FLAGS) tests/c/$$t.c $(C_LIB_DEBUG) $(C_LIBS) -o $(C_OUT)/$$t; \
+	  $(C_OUT)/$$t; \
+	  echo "== $$t (AddressSanitizer + UBSan)"; \
+	  $(CC) $(C_FLAGS) $(C_SAN) tests/c/$$t.c $(C_LIB_DEBUG) $(C_LIBS) -o $(C_OUT)/$$t-san; \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(C_OUT)/$$t-san; \
+	  echo "== $$t (valgrind)"; \
+	  valgrind -q --leak-check=full --error-exitcode=1 $(C_OUT)/$$t; \
+	done
+	@echo "== quickstart against an installed copy (pkg-config)"
+	rm -rf $(C_OUT)/prefix
+	$(MAKE) --no-print-directory install PREFIX=$(CURDIR)/$(C_OUT)/prefix PROFILE=debug
+	PKG_CONFIG_PATH=$(CURDIR)/$(C_OUT)/prefix/lib/pkgconfig $(CC) $(C_WARN) -std=c99 examples/c/quickstart.c \
+	  $$(PKG_CONFIG_PATH=$(CURDIR)/$(C_OUT)/prefix/lib/pkgconfig pkg-config --cflags --libs astack) -o $(C_OUT)/quickstart
+	$(C_OUT)/quickstart
+	@echo "test-c: $(words $(C_TESTS) $(C_TESTS) $(C_TESTS) header quickstart) passed, 0 failed"
+
+## The C example, built against the in-tree header and static library.
+examples:
+	$(CARGO) build --lib
+	@mkdir -p $(C_OUT)
+	$(CC) -std=c99 $(C_WARN) -Iinclude examples/c/quickstart.c $(C_LIB_DEBUG) $(C_LIBS) -o $(C_OUT)/quickstart
+	@echo "built $(C_OUT)/quickstart"
+
+## Installs the libraries, the header and astack.pc under PREFIX (PROFILE=release by default).
+install:
+	$(CARGO) build --lib $(if $(filter release,$(PROFILE)),--release,)
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 644 target/$(PROFILE)/libastack.a $(DESTDIR)$(PREFIX)/lib/libastack.a
+	install -m 755 target/$(PROFILE)/libastack.so $(DESTDIR)$(PREFIX)/lib/libastack.so
+	install -m 644 include/astack.h $(DESTDIR)$(PREFIX)/include/astack.h
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' astack.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/astack.pc
 
 ## The Node binding (coming with issue 4).
 test-node:

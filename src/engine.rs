@@ -61,6 +61,13 @@ impl Principal {
         self.entry.record.read().account_id.clone()
     }
 
+    /// Calls `f` with the key's id and account without copying them (the C ABI's authorize
+    /// copies them into a caller-owned struct and must not allocate).
+    pub fn with_ids<R>(&self, f: impl FnOnce(&str, &str) -> R) -> R {
+        let record = self.entry.record.read();
+        f(&record.id, &record.account_id)
+    }
+
     /// Whether the key belongs to the operator's account.
     pub fn is_operator(&self) -> bool {
         self.entry.record.read().account_id == OPERATOR_ACCOUNT

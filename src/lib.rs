@@ -26,6 +26,7 @@ pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod ffi;
 pub mod keys;
 pub mod limits;
 pub mod scopes;
