@@ -46,6 +46,8 @@ fn path_error<E: std::fmt::Display>(
     let field = match (path.as_str(), unknown) {
         (".", Some(name)) => name,
         (".", None) => "body".to_owned(),
+        // serde_path_to_error already ends a nested path with the unknown field's name.
+        (_, Some(name)) if path == name || path.ends_with(&format!(".{name}")) => path,
         (_, Some(name)) => format!("{path}.{name}"),
         (_, None) => path,
     };
