@@ -259,6 +259,8 @@ impl Engine {
         }
         if operation == Operation::SessionCreate {
             let key_id = entry.record.read().id.clone();
+            // Sessions past their expiry hold no slot, swept or not.
+            self.sweep()?;
             if self.store.slots_in_use(&key_id)? >= limits.concurrent_sessions {
                 self.store.refund(&entry, &windows, now)?;
                 let decision = self.store.peek(&entry, &windows, now)?;
@@ -540,6 +542,7 @@ impl Engine {
             ended_at: None,
             end_reason: None,
         };
+        self.sweep()?;
         let session = self.store.create_session(session, limits.concurrent_sessions, &self.config.default_worker)?;
         let detail = json!({ "status": session.status, "node_id": session.node_id });
         self.audit_event(&principal.entry, "session.created", Some(&session.id), detail, now)?;
@@ -687,8 +690,9 @@ impl Engine {
         Ok(due.len())
     }
 
-    /// Live sessions held by a key (its concurrent-session slots in use).
+    /// Live sessions held by a key (its concurrent-session slots in use), expiry applied.
     pub fn slots_in_use(&self, key_id: &str) -> Result<u32> {
+        self.sweep()?;
         self.store.slots_in_use(key_id)
     }
 
