@@ -664,6 +664,11 @@ impl Engine {
         if !principal.reaches(&current.account_id, true) {
             return Err(Error::NotFound { resource: "session" });
         }
+        // A connect to a session that is not PENDING is refused for its state (SPEC §7), even
+        // when its token has expired along with it.
+        if current.status != Status::Pending {
+            return Err(Error::InvalidTransition { from: current.status, event: "connect" });
+        }
         let claims = self.verify_token(session_token, Some(&current.node_id), Some(id))?;
         if claims.acc != current.account_id {
             return Err(Error::InvalidToken { reason: token::Refusal::WrongSession });

@@ -39,8 +39,10 @@ fn path_error<E: std::fmt::Display>(
 ) -> Error {
     let path = error.path().to_string();
     let message = clean_message(&error.into_inner().to_string());
-    let unknown = message
-        .strip_prefix("unknown field `")
+    // An unknown or missing field is named itself, not by the object that holds it.
+    let unknown = ["unknown field `", "missing field `"]
+        .iter()
+        .find_map(|start| message.strip_prefix(start))
         .and_then(|rest| rest.split_once('`'))
         .map(|(name, _)| printable(name));
     let field = match (path.as_str(), unknown) {
