@@ -14,7 +14,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -162,7 +162,7 @@ fn check(windows: &[Window], tats: &mut [u64], now_ms: u64, commit: bool) -> Dec
     for (index, (window, &tat)) in windows.iter().zip(tats.iter()).enumerate() {
         if window.take(tat, now).is_none() {
             let retry_after = window.retry_after(tat, now);
-            if denied.is_none_or(|d| retry_after > d.retry_after) {
+            if denied.map_or(true, |d| retry_after > d.retry_after) {
                 let (remaining, reset) = window.state(tat, now);
                 denied = Some(Decision {
                     allowed: false,
@@ -185,7 +185,7 @@ fn check(windows: &[Window], tats: &mut [u64], now_ms: u64, commit: bool) -> Dec
         if commit {
             *tat = next;
         }
-        if tightest.is_none_or(|t| remaining < t.remaining) {
+        if tightest.map_or(true, |t| remaining < t.remaining) {
             tightest = Some(Decision {
                 allowed: true,
                 window: index,
@@ -373,9 +373,7 @@ impl Limiter {
     }
 
     fn shard(&self, key: &str) -> &Mutex<HashMap<String, Vec<u64>>> {
-        let mut hasher = self.hasher.build_hasher();
-        key.hash(&mut hasher);
-        &self.shards[hasher.finish() as usize % SHARDS]
+        &self.shards[self.hasher.hash_one(key) as usize % SHARDS]
     }
 
     /// Takes one token from every window of `key`, or none.

@@ -20,9 +20,10 @@ pub const SECRET: &str = "test-signing-secret-of-32-bytes!";
 
 /// A default configuration with a fixed signing key.
 pub fn config() -> Config {
-    let mut config = Config::default();
-    config.signing_keys = vec![SigningKeyConfig { kid: "k1".into(), secret: Secret(SECRET.into()) }];
-    config
+    Config {
+        signing_keys: vec![SigningKeyConfig { kid: "k1".into(), secret: Secret(SECRET.into()) }],
+        ..Config::default()
+    }
 }
 
 /// A worker for placement tests.
