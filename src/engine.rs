@@ -266,6 +266,8 @@ impl Engine {
         }
         if operation == Operation::SessionCreate {
             let key_id = entry.record.read().id.clone();
+            // Sessions past their expiry hold no slot, swept or not.
+            self.sweep()?;
             if self.store.slots_in_use(&key_id)? >= limits.concurrent_sessions {
                 self.store.refund(&entry, &windows, now)?;
                 let decision = self.store.peek(&entry, &windows, now)?;
@@ -547,6 +549,7 @@ impl Engine {
             ended_at: None,
             end_reason: None,
         };
+        self.sweep()?;
         let session = self.store.create_session(session, limits.concurrent_sessions, &self.config.default_worker)?;
         let detail = json!({ "status": session.status, "node_id": session.node_id });
         self.audit_event(&principal.entry, "session.created", Some(&session.id), detail, now)?;
@@ -668,6 +671,11 @@ impl Engine {
         if !principal.reaches(&current.account_id, true) {
             return Err(Error::NotFound { resource: "session" });
         }
+        // A connect to a session that is not PENDING is refused for its state (SPEC §7), even
+        // when its token has expired along with it.
+        if current.status != Status::Pending {
+            return Err(Error::InvalidTransition { from: current.status, event: "connect" });
+        }
         let claims = self.verify_token(session_token, Some(&current.node_id), Some(id))?;
         if claims.acc != current.account_id {
             return Err(Error::InvalidToken { reason: token::Refusal::WrongSession });
@@ -694,8 +702,9 @@ impl Engine {
         Ok(due.len())
     }
 
-    /// Live sessions held by a key (its concurrent-session slots in use).
+    /// Live sessions held by a key (its concurrent-session slots in use), expiry applied.
     pub fn slots_in_use(&self, key_id: &str) -> Result<u32> {
+        self.sweep()?;
         self.store.slots_in_use(key_id)
     }
 
@@ -813,7 +822,12 @@ impl Engine {
 
     /// Deletes a user of the principal's account (`user.write`); returns it.
     pub fn delete_user(&self, principal: &Principal, id: &str) -> Result<User> {
-        self.get_user(principal, id).and_then(|_| principal.require(Operation::UserWrite))?;
+        principal.require(Operation::UserWrite)?;
+        // Deleting needs `user.write` only (SPEC §3); another account's user is not found.
+        let visible = self.store.user(id)?.is_some_and(|user| principal.reaches(&user.account_id, false));
+        if !visible {
+            return Err(Error::NotFound { resource: "user" });
+        }
         let user = self.store.delete_user(id)?.ok_or(Error::NotFound { resource: "user" })?;
         self.audit_event(&principal.entry, "user.deleted", Some(id), json!({}), self.now())?;
         Ok(user)

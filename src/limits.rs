@@ -14,7 +14,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -140,70 +140,51 @@ impl Decision {
 /// When allowed, the tightest window is the one with the fewest tokens left (the first on a
 /// tie); when denied, the empty window with the longest wait.
 pub fn take_all(windows: &[Window], tats: &mut [u64], now_ms: u64) -> Decision {
-    check(windows, tats, now_ms, true)
-}
-
-/// The decision [`take_all`] would report, without taking anything.
-pub fn peek_all(windows: &[Window], tats: &[u64], now_ms: u64) -> Decision {
-    let mut copy = [0u64; 8];
-    match tats.len() {
-        n if n <= copy.len() => {
-            copy[..n].copy_from_slice(tats);
-            check(windows, &mut copy[..n], now_ms, false)
-        }
-        _ => check(windows, &mut tats.to_vec(), now_ms, false),
-    }
-}
-
-fn check(windows: &[Window], tats: &mut [u64], now_ms: u64, commit: bool) -> Decision {
-    debug_assert_eq!(windows.len(), tats.len());
     let now = now_ms.saturating_mul(NANOS_PER_MS);
+    if let Some(denied) = denial(windows, tats, now) {
+        return denied;
+    }
+    for (window, tat) in windows.iter().zip(tats.iter_mut()) {
+        *tat = window.take(*tat, now).unwrap_or(*tat);
+    }
+    tightest(windows, tats, now)
+}
+
+/// The state of the tightest window as it stands, taking nothing: `allowed` says whether a
+/// take would succeed, `remaining` counts the tokens there now.
+pub fn peek_all(windows: &[Window], tats: &[u64], now_ms: u64) -> Decision {
+    let now = now_ms.saturating_mul(NANOS_PER_MS);
+    denial(windows, tats, now).unwrap_or_else(|| tightest(windows, tats, now))
+}
+
+/// The decision refusing a take, if any window is empty: the empty window with the longest wait.
+fn denial(windows: &[Window], tats: &[u64], now: u64) -> Option<Decision> {
+    debug_assert_eq!(windows.len(), tats.len());
     let mut denied: Option<Decision> = None;
-    for (index, (window, &tat)) in windows.iter().zip(tats.iter()).enumerate() {
-        if window.take(tat, now).is_none() {
-            let retry_after = window.retry_after(tat, now);
-            if denied.is_none_or(|d| retry_after > d.retry_after) {
-                let (remaining, reset) = window.state(tat, now);
-                denied = Some(Decision {
-                    allowed: false,
-                    window: index,
-                    limit: window.limit,
-                    remaining,
-                    reset,
-                    retry_after,
-                });
-            }
+    for (index, (window, &tat)) in windows.iter().zip(tats).enumerate() {
+        if window.take(tat, now).is_some() {
+            continue;
+        }
+        let retry_after = window.retry_after(tat, now);
+        if denied.map_or(true, |d| retry_after > d.retry_after) {
+            let (remaining, reset) = window.state(tat, now);
+            denied = Some(Decision { allowed: false, window: index, limit: window.limit, remaining, reset, retry_after });
         }
     }
-    if let Some(decision) = denied {
-        return decision;
-    }
-    let mut tightest: Option<Decision> = None;
-    for (index, (window, tat)) in windows.iter().zip(tats.iter_mut()).enumerate() {
-        let next = window.take(*tat, now).unwrap_or(*tat);
-        let (remaining, reset) = window.state(next, now);
-        if commit {
-            *tat = next;
-        }
-        if tightest.is_none_or(|t| remaining < t.remaining) {
-            tightest = Some(Decision {
-                allowed: true,
-                window: index,
-                limit: window.limit,
-                remaining,
-                reset,
-                retry_after: 0,
-            });
+    denied
+}
+
+/// The allowed decision for the window with the fewest tokens left (the first on a tie).
+fn tightest(windows: &[Window], tats: &[u64], now: u64) -> Decision {
+    let mut tightest =
+        Decision { allowed: true, window: 0, limit: 0, remaining: u32::MAX, reset: 0, retry_after: 0 };
+    for (index, (window, &tat)) in windows.iter().zip(tats).enumerate() {
+        let (remaining, reset) = window.state(tat, now);
+        if remaining < tightest.remaining {
+            tightest = Decision { window: index, limit: window.limit, remaining, reset, ..tightest };
         }
     }
-    tightest.unwrap_or(Decision {
-        allowed: true,
-        window: 0,
-        limit: 0,
-        remaining: 0,
-        reset: 0,
-        retry_after: 0,
-    })
+    tightest
 }
 
 /// Gives back the token [`take_all`] just took from each window (a request that was allowed by
@@ -373,9 +354,7 @@ impl Limiter {
     }
 
     fn shard(&self, key: &str) -> &Mutex<HashMap<String, Vec<u64>>> {
-        let mut hasher = self.hasher.build_hasher();
-        key.hash(&mut hasher);
-        &self.shards[hasher.finish() as usize % SHARDS]
+        &self.shards[self.hasher.hash_one(key) as usize % SHARDS]
     }
 
     /// Takes one token from every window of `key`, or none.

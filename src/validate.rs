@@ -39,14 +39,16 @@ fn path_error<E: std::fmt::Display>(
 ) -> Error {
     let path = error.path().to_string();
     let message = clean_message(&error.into_inner().to_string());
-    let unknown = message
-        .strip_prefix("unknown field `")
+    // An unknown or missing field is named itself, not by the object that holds it.
+    let unknown = ["unknown field `", "missing field `"]
+        .iter()
+        .find_map(|start| message.strip_prefix(start))
         .and_then(|rest| rest.split_once('`'))
         .map(|(name, _)| printable(name));
     let field = match (path.as_str(), unknown) {
         (".", Some(name)) => name,
         (".", None) => "body".to_owned(),
-        // serde_path_to_error's path may already end with the unknown field itself.
+        // serde_path_to_error already ends a nested path with the unknown field's name.
         (_, Some(name)) if path == name || path.ends_with(&format!(".{name}")) => path,
         (_, Some(name)) => format!("{path}.{name}"),
         (_, None) => path,

@@ -100,7 +100,7 @@ pub fn place<'a>(
     let mut best: Option<(&Worker, u32)> = None;
     for worker in candidates.iter().filter(|w| !w.draining) {
         let free = worker.capacity.saturating_sub(load(&worker.node_id));
-        if free > 0 && best.is_none_or(|(_, most)| free > most) {
+        if free > 0 && best.map_or(true, |(_, most)| free > most) {
             best = Some((worker, free));
         }
     }

@@ -209,7 +209,7 @@ impl Store for MemoryStore {
         let keys = self.keys.read();
         Ok(newest_first(&keys.order, limit, |id| {
             let entry = keys.by_id.get(id)?;
-            let in_account = account.is_none_or(|a| entry.record.read().account_id == a);
+            let in_account = account.map_or(true, |a| entry.record.read().account_id == a);
             in_account.then(|| entry.snapshot())
         }))
     }
@@ -426,7 +426,7 @@ impl Store for MemoryStore {
         Ok(audit
             .iter()
             .rev()
-            .filter(|r| account.is_none_or(|a| r.account_id == a))
+            .filter(|r| account.map_or(true, |a| r.account_id == a))
             .take(limit)
             .cloned()
             .collect())

@@ -1,0 +1,92 @@
+//! `authorize` (digest, lookup, scope, two windows) beside the `governor` crate doing only the
+//! two windows (a per-minute and a per-hour keyed limiter, checked one after the other), over
+//! the same 100,000 keys, cycled, in the same run. Nothing is denied during the run.
+//!
+//! Run with `make bench` or `cargo bench --bench authorize`.
+
+use std::hint::black_box;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use astack::keys::CreateKey;
+use astack::limits::KeyLimits;
+use astack::{Config, Engine, Operation};
+use criterion::{criterion_group, criterion_main, Criterion};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+const KEYS: usize = 100_000;
+const PER_MINUTE: u32 = 10_000_000;
+const PER_HOUR: u32 = 100_000_000;
+
+fn setup() -> (Engine, Vec<String>) {
+    let engine = Engine::new(Config::default()).expect("engine");
+    let admin_key = engine.bootstrap_admin_key(None).expect("bootstrap").expect("generated");
+    let admin = engine.authorize(&admin_key, Operation::Admin).map_err(|d| d.error).expect("admin").principal;
+    let keys = (0..KEYS)
+        .map(|i| {
+            let request = CreateKey {
+                account_id: Some(format!("acct-{}", i % 1_000)),
+                scopes: vec!["sessions:read".into()],
+                limits: KeyLimits {
+                    requests_per_minute: Some(PER_MINUTE),
+                    requests_per_hour: Some(PER_HOUR),
+                    concurrent_sessions: None,
+                },
+                ..Default::default()
+            };
+            engine.create_key(&admin, request).expect("key").key
+        })
+        .collect();
+    (engine, keys)
+}
+
+fn bench(c: &mut Criterion) {
+    let (engine, keys) = setup();
+    let minute: DefaultKeyedRateLimiter<String> =
+        RateLimiter::keyed(Quota::per_minute(NonZeroU32::new(PER_MINUTE).unwrap()));
+    let hour: DefaultKeyedRateLimiter<String> =
+        RateLimiter::keyed(Quota::per_hour(NonZeroU32::new(PER_HOUR).unwrap()));
+    let minute_u64: DefaultKeyedRateLimiter<u64> =
+        RateLimiter::keyed(Quota::per_minute(NonZeroU32::new(PER_MINUTE).unwrap()));
+    let hour_u64: DefaultKeyedRateLimiter<u64> =
+        RateLimiter::keyed(Quota::per_hour(NonZeroU32::new(PER_HOUR).unwrap()));
+    // Warm up: every key known to every limiter, so the run measures checks, not inserts.
+    for (i, key) in keys.iter().enumerate() {
+        assert!(engine.authorize(key, Operation::SessionRead).is_ok());
+        assert!(minute.check_key(key).is_ok() && hour.check_key(key).is_ok());
+        assert!(minute_u64.check_key(&(i as u64)).is_ok() && hour_u64.check_key(&(i as u64)).is_ok());
+    }
+
+    let mut group = c.benchmark_group("authorize");
+    group.measurement_time(Duration::from_secs(5)).sample_size(20).warm_up_time(Duration::from_secs(1));
+    let mut i = 0usize;
+    group.bench_function("astack", |b| {
+        b.iter(|| {
+            i = (i + 1) % KEYS;
+            let allowed = engine.authorize(black_box(&keys[i]), Operation::SessionRead).is_ok();
+            assert!(allowed);
+        })
+    });
+    let mut i = 0usize;
+    group.bench_function("governor", |b| {
+        b.iter(|| {
+            i = (i + 1) % KEYS;
+            let key = black_box(&keys[i]);
+            let allowed = minute.check_key(key).is_ok() && hour.check_key(key).is_ok();
+            assert!(allowed);
+        })
+    });
+    let mut i = 0u64;
+    group.bench_function("governor_u64_keys", |b| {
+        b.iter(|| {
+            i = (i + 1) % KEYS as u64;
+            let key = black_box(i);
+            let allowed = minute_u64.check_key(&key).is_ok() && hour_u64.check_key(&key).is_ok();
+            assert!(allowed);
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
