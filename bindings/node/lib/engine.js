@@ -139,6 +139,34 @@ const C = {
 
 const kNative = Symbol('astack.native');
 
+// Result numbers (include/astack.h) → stable codes, for the hot path's denials.
+const RESULT_CODES = new Map();
+function resultCode(n) {
+  let code = RESULT_CODES.get(n);
+  if (code === undefined) {
+    code = native.resultCode(n);
+    RESULT_CODES.set(n, code);
+  }
+  return code;
+}
+
+/** The error of a denied request, from the decision buffer `b` (see src/addon.c). */
+function denied(n, b, op) {
+  const code = resultCode(n);
+  if (b[6] === 0) return fromBody(code, null); // not authenticated: no rate data
+  return denial(code, {
+    window: b[1] === 1 ? 'hour' : 'minute',
+    limit: b[2],
+    remaining: b[3],
+    reset: b[4],
+    retryAfter: b[5],
+    requestsPerMinute: b[6],
+    requestsPerHour: b[7],
+    concurrentSessions: b[8],
+    operation: op,
+  });
+}
+
 /**
  * One astack engine: keys, scopes, limits, sessions, tokens, workers, users, usage and audit.
  *
@@ -157,7 +185,10 @@ class Engine {
       start = given === undefined || given === true ? Date.now() : ms(given, 'now');
     }
     this[kNative] = new native.NativeEngine(json, manual, start);
+    this.#decision = this[kNative].decision;
   }
+
+  #decision;
 
   /** The library's version, "MAJOR.MINOR.PATCH". */
   static get version() {
@@ -190,8 +221,24 @@ class Engine {
    * `decision` when the key was authenticated (for the rate-limit headers).
    */
   authorize(apiKey, operation) {
-    const op = OPERATIONS[operation];
-    return this[kNative].authorize(apiKey, op === undefined ? operationNumber(operation) : op);
+    let op = OPERATIONS[operation];
+    if (op === undefined) op = operationNumber(operation);
+    const ids = this[kNative].authorize(apiKey, op);
+    const b = this.#decision;
+    if (typeof ids !== 'string') throw denied(ids, b, op);
+    const n = b[9];
+    return {
+      keyId: ids.slice(0, n),
+      accountId: ids.slice(n),
+      window: b[1] === 1 ? 'hour' : 'minute',
+      limit: b[2],
+      remaining: b[3],
+      reset: b[4],
+      retryAfter: b[5],
+      requestsPerMinute: b[6],
+      requestsPerHour: b[7],
+      concurrentSessions: b[8],
+    };
   }
 
   /**

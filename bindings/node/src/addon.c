@@ -11,6 +11,7 @@
  *
  * Per-environment state (the error factory) lives in napi instance data, so
  * the addon also loads in worker threads. */
+#define _POSIX_C_SOURCE 200809L /* strnlen */
 #define NAPI_VERSION 8
 #include <node_api.h>
 
@@ -209,16 +210,32 @@ static napi_value answer_json(napi_env env, astack_result result, char *json) {
 /* ------------------------------------------------------------------------------------------ */
 /* NativeEngine. */
 
+/* Slots of the decision buffer (a Float64Array the engine shares with lib/engine.js). */
+enum {
+  D_CODE,
+  D_WINDOW,
+  D_LIMIT,
+  D_REMAINING,
+  D_RESET,
+  D_RETRY_AFTER,
+  D_REQUESTS_PER_MINUTE,
+  D_REQUESTS_PER_HOUR,
+  D_CONCURRENT_SESSIONS,
+  D_KEY_ID_LENGTH,
+  D_SLOTS
+};
+
 typedef struct {
   astack_engine *engine;
+  napi_ref decision; /* the ArrayBuffer behind the decision buffer */
 } engine_box;
 
 static void engine_finalize(napi_env env, void *data, void *hint) {
   engine_box *box = data;
-  (void)env;
   (void)hint;
   if (box == NULL) return;
   astack_engine_free(box->engine); /* NULL after close(): a no-op */
+  if (box->decision != NULL) napi_delete_reference(env, box->decision);
   free(box);
 }
 
@@ -286,10 +303,21 @@ static napi_value engine_new(napi_env env, napi_callback_info info) {
     return NULL;
   }
   box->engine = engine;
+  box->decision = NULL;
   if (napi_wrap(env, self, box, engine_finalize, NULL, NULL) != napi_ok) {
     engine_finalize(env, box, NULL);
     throw_last_napi_error(env);
     return NULL;
+  }
+  {
+    /* The decision buffer: authorize writes the numbers of each decision there, and JavaScript
+     * builds the object (far cheaper than setting properties through N-API). */
+    napi_value buffer, array;
+    void *data = NULL;
+    CHECK_NAPI(napi_create_arraybuffer(env, D_SLOTS * sizeof(double), &data, &buffer));
+    CHECK_NAPI(napi_create_typedarray(env, napi_float64_array, D_SLOTS, buffer, 0, &array));
+    CHECK_NAPI(napi_create_reference(env, buffer, 1, &box->decision));
+    CHECK_NAPI(napi_set_named_property(env, self, "decision", array));
   }
   return self;
 }
@@ -313,47 +341,25 @@ static napi_value engine_is_closed(napi_env env, napi_callback_info info) {
   return closed;
 }
 
-/* Sets the decision's fields on `object`. */
-static void put_decision(napi_env env, napi_value object, const astack_decision *d, bool ids) {
-  napi_value v;
-  if (ids) {
-    napi_create_string_utf8(env, d->key_id, NAPI_AUTO_LENGTH, &v);
-    napi_set_named_property(env, object, "keyId", v);
-    napi_create_string_utf8(env, d->account_id, NAPI_AUTO_LENGTH, &v);
-    napi_set_named_property(env, object, "accountId", v);
-  }
-  napi_create_string_latin1(env, d->window == ASTACK_WINDOW_HOUR ? "hour" : "minute", NAPI_AUTO_LENGTH, &v);
-  napi_set_named_property(env, object, "window", v);
-  napi_create_uint32(env, d->limit, &v);
-  napi_set_named_property(env, object, "limit", v);
-  napi_create_uint32(env, d->remaining, &v);
-  napi_set_named_property(env, object, "remaining", v);
-  napi_create_double(env, (double)d->reset, &v);
-  napi_set_named_property(env, object, "reset", v);
-  napi_create_double(env, (double)d->retry_after, &v);
-  napi_set_named_property(env, object, "retryAfter", v);
-  napi_create_uint32(env, d->requests_per_minute, &v);
-  napi_set_named_property(env, object, "requestsPerMinute", v);
-  napi_create_uint32(env, d->requests_per_hour, &v);
-  napi_set_named_property(env, object, "requestsPerHour", v);
-  napi_create_uint32(env, d->concurrent_sessions, &v);
-  napi_set_named_property(env, object, "concurrentSessions", v);
-}
-
 /* Longest key read onto the stack. Keys are 39 characters: anything longer is invalid. */
 #define KEY_BUFFER 128
 
-/* authorize(apiKey: string | null | undefined, operation: number) → decision, or throws. */
+/* authorize(apiKey: string | null | undefined, operation: number) → on success the string
+ * keyId + accountId (split at slot D_KEY_ID_LENGTH), else the result number; either way the
+ * decision's numbers are in the decision buffer. Allocates nothing but the answer string. */
 static napi_value engine_authorize(napi_env env, napi_callback_info info) {
-  napi_value argv[2] = {NULL, NULL}, object;
+  napi_value argv[2] = {NULL, NULL}, answer;
   napi_valuetype type = napi_undefined;
   char key[KEY_BUFFER];
-  size_t length = 0;
+  char ids[ASTACK_KEY_ID_SIZE + ASTACK_ACCOUNT_ID_SIZE];
+  size_t length = 0, key_id_length, account_length, buffer_length = 0;
   uint32_t operation = 0;
   astack_decision d;
   astack_result result;
-  astack_engine *engine = live_engine(env, info, 2, argv);
-  if (engine == NULL) return NULL;
+  double *slots = NULL;
+  engine_box *box = engine_this(env, info, 2, argv);
+  if (box == NULL) return NULL;
+  if (box->engine == NULL) return throw_closed(env, NULL);
 
   key[0] = '\0';
   if (argv[0] != NULL) napi_typeof(env, argv[0], &type);
@@ -370,21 +376,34 @@ static napi_value engine_authorize(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "The \"operation\" argument must be an operation number");
     return NULL;
   }
+  CHECK_NAPI(napi_get_arraybuffer_info(env, ref_value(env, box->decision), (void **)&slots, &buffer_length));
+  if (slots == NULL || buffer_length < D_SLOTS * sizeof(double)) {
+    napi_throw_error(env, "ERR_ASTACK_DETACHED", "the decision buffer was detached");
+    return NULL;
+  }
 
-  result = astack_authorize_op(engine, key, operation, &d);
-  CHECK_NAPI(napi_create_object(env, &object));
-  if (result == ASTACK_OK) {
-    put_decision(env, object, &d, true);
-    return object;
+  result = astack_authorize_op(box->engine, key, operation, &d);
+  slots[D_CODE] = (double)result;
+  slots[D_WINDOW] = (double)d.window;
+  slots[D_LIMIT] = (double)d.limit;
+  slots[D_REMAINING] = (double)d.remaining;
+  slots[D_RESET] = (double)d.reset;
+  slots[D_RETRY_AFTER] = (double)d.retry_after;
+  slots[D_REQUESTS_PER_MINUTE] = (double)d.requests_per_minute;
+  slots[D_REQUESTS_PER_HOUR] = (double)d.requests_per_hour;
+  slots[D_CONCURRENT_SESSIONS] = (double)d.concurrent_sessions;
+  if (result != ASTACK_OK) {
+    slots[D_KEY_ID_LENGTH] = 0;
+    CHECK_NAPI(napi_create_uint32(env, result, &answer));
+    return answer;
   }
-  if (d.requests_per_minute == 0) return throw_result(env, result, NULL);
-  put_decision(env, object, &d, false);
-  {
-    napi_value op;
-    napi_create_uint32(env, operation, &op);
-    napi_set_named_property(env, object, "operation", op);
-  }
-  return throw_astack(env, astack_result_code(result), NULL, object);
+  key_id_length = strnlen(d.key_id, ASTACK_KEY_ID_SIZE - 1);
+  account_length = strnlen(d.account_id, ASTACK_ACCOUNT_ID_SIZE - 1);
+  memcpy(ids, d.key_id, key_id_length);
+  memcpy(ids + key_id_length, d.account_id, account_length);
+  slots[D_KEY_ID_LENGTH] = (double)key_id_length; /* ASCII: UTF-16 length = byte length */
+  CHECK_NAPI(napi_create_string_utf8(env, ids, key_id_length + account_length, &answer));
+  return answer;
 }
 
 /* headers(allowed, window, limit, remaining, reset, retryAfter, requestsPerMinute,
