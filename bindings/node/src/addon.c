@@ -576,7 +576,8 @@ static napi_value engine_verify(napi_env env, napi_callback_info info) {
     if (argv[i] == NULL) napi_get_undefined(env, &argv[i]);
   if (read_string(env, argv[0], "token", false, &token) && read_string(env, argv[1], "audience", true, &audience) &&
       read_string(env, argv[2], "sessionId", true, &session)) {
-    answer = answer_json(env, astack_token_verify(engine, token, audience, session, &json), json);
+    astack_result result = astack_token_verify(engine, token, audience, session, &json);
+    answer = answer_json(env, result, json);
   }
   free(token);
   free(audience);
@@ -586,9 +587,11 @@ static napi_value engine_verify(napi_env env, napi_callback_info info) {
 
 static napi_value engine_config(napi_env env, napi_callback_info info) {
   char *json = NULL;
+  astack_result result;
   astack_engine *engine = live_engine(env, info, 0, NULL);
   if (engine == NULL) return NULL;
-  return answer_json(env, astack_engine_config(engine, &json), json);
+  result = astack_engine_config(engine, &json);
+  return answer_json(env, result, json);
 }
 
 static napi_value engine_now(napi_env env, napi_callback_info info) {
