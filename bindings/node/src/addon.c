@@ -4,10 +4,12 @@
  * It stays thin. `NativeEngine` and `NativeLimiter` own one `astack_engine` / `astack_limiter`
  * each (napi_wrap, with a finalizer calling the matching `_free`, and an explicit `close()`);
  * lib/engine.js gives them their Node shape. Cold paths return the library's JSON text as-is
- * and JavaScript parses it; the hot path, `authorize`, reads the key into a stack buffer, fills
- * a stack `astack_decision` and returns a small plain object. Every failure is thrown as the
- * value the JavaScript error factory (lib/errors.js, installed with `setErrorFactory`) makes
- * from the stable code, the error body and, for authorization, the decision.
+ * and JavaScript parses it. The hot path, `authorize`, reads the key into a stack buffer, fills
+ * a stack `astack_decision`, writes its numbers into a Float64Array shared with JavaScript and
+ * returns only the ids as one string (or the result number of a denial): JavaScript builds the
+ * decision object or the error, which is far cheaper than setting properties through N-API.
+ * Every other failure is thrown as the value the JavaScript error factory (lib/engine.js,
+ * installed with `setErrorFactory`) makes from the stable code and the error body.
  *
  * Per-environment state (the error factory) lives in napi instance data, so
  * the addon also loads in worker threads. */
