@@ -16,7 +16,7 @@ C_LIB_DEBUG := target/debug/libastack.a
 C_LIBS := -lpthread -ldl -lm
 C_TESTS := test_abi test_threads
 
-.PHONY: all help build demo test test-rust test-c test-node test-python test-go bench install examples clean
+.PHONY: all help build demo test test-rust test-c test-node test-python test-go bench bench-node install examples clean
 
 all: build
 
@@ -32,7 +32,7 @@ demo:
 	@echo "The reference server is coming (issue 7); meanwhile 'make test' runs the engine's tests."
 
 ## Every test, all languages.
-test: test-rust test-c
+test: test-rust test-c test-node
 
 ## The Rust core: unit, integration and property tests.
 test-rust:
@@ -86,9 +86,10 @@ install:
 	install -m 644 include/astack.h $(DESTDIR)$(PREFIX)/include/astack.h
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' astack.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/astack.pc
 
-## The Node binding (coming with issue 4).
+## The Node binding: `npm install` builds the Rust library and the N-API addon (node-gyp,
+## offline, --nodedir=/usr), then `node --test` runs bindings/node/test.
 test-node:
-	@echo "test-node: the Node binding is coming (issue 4)"
+	cd bindings/node && npm install && npm test
 
 ## The Python binding (coming with issue 5).
 test-python:
@@ -99,8 +100,13 @@ test-go:
 	@echo "test-go: the Go binding is coming (issue 6)"
 
 ## Every benchmark, ours beside the peer's.
-bench:
+bench: bench-node
 	$(CARGO) bench --bench authorize
+
+## authorize through the Node addon vs the same policy in plain Node (rate-limiter-flexible).
+bench-node:
+	cd bindings/node && npm install
+	node bindings/node/bench/authorize.js
 
 clean:
 	$(CARGO) clean
