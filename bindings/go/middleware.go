@@ -38,8 +38,8 @@ func BearerKey(r *http.Request) (key string, ok bool) {
 	if h == "" {
 		return "", true
 	}
-	scheme, rest, found := strings.Cut(h, " ")
-	if !found || !strings.EqualFold(scheme, "Bearer") {
+	scheme, rest, _ := strings.Cut(h, " ")
+	if !strings.EqualFold(scheme, "Bearer") {
 		return "", false
 	}
 	return strings.TrimSpace(rest), true
