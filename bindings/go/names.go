@@ -5,7 +5,10 @@ package astack
 */
 import "C"
 
-import "unsafe"
+import (
+	"bytes"
+	"unsafe"
+)
 
 // names turns the NUL-terminated key and account ids of a C decision into Go strings.
 type names struct{}
@@ -13,10 +16,8 @@ type names struct{}
 // cbytes is the bytes of a NUL-terminated C array, without copying.
 func cbytes(p *C.char, size int) []byte {
 	b := unsafe.Slice((*byte)(unsafe.Pointer(p)), size)
-	for i, c := range b {
-		if c == 0 {
-			return b[:i]
-		}
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		return b[:i]
 	}
 	return b
 }

@@ -3,7 +3,9 @@
 package main
 
 import (
+	"flag"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"testing"
@@ -13,6 +15,8 @@ import (
 
 func main() {
 	testing.Init()
+	rounds := flag.Int("rounds", 5, "alternating rounds per mode (the best of each is kept)")
+	flag.Parse()
 	fmt.Printf("setting up %d keys...\n", authbench.Keys)
 	authbench.Setup()
 	fmt.Printf("GOMAXPROCS=%d, %s\n\n", runtime.GOMAXPROCS(0), runtime.Version())
@@ -24,14 +28,22 @@ func main() {
 		{"serial", authbench.Ours, authbench.PlainGo},
 		{"parallel", authbench.OursParallel, authbench.PlainGoParallel},
 	} {
-		ours := testing.Benchmark(mode.ours)
-		plain := testing.Benchmark(mode.plain)
-		if ours.N == 0 || plain.N == 0 {
-			fmt.Fprintln(os.Stderr, "a benchmark failed")
-			os.Exit(1)
+		// Alternate the two, *rounds times, and keep each one's best round: on a shared machine
+		// the fastest round is the one least disturbed by other processes.
+		o, p := math.Inf(1), math.Inf(1)
+		var bytes int64
+		for r := 0; r < *rounds; r++ {
+			ours := testing.Benchmark(mode.ours)
+			plain := testing.Benchmark(mode.plain)
+			if ours.N == 0 || plain.N == 0 {
+				fmt.Fprintln(os.Stderr, "a benchmark failed")
+				os.Exit(1)
+			}
+			o = math.Min(o, float64(ours.T.Nanoseconds())/float64(ours.N))
+			p = math.Min(p, float64(plain.T.Nanoseconds())/float64(plain.N))
+			bytes = ours.AllocedBytesPerOp()
 		}
-		o, p := float64(ours.T.Nanoseconds())/float64(ours.N), float64(plain.T.Nanoseconds())/float64(plain.N)
-		fmt.Printf("%-10s %14.0f %14.0f %9.2fx %12d\n", mode.name, o, p, p/o, ours.AllocedBytesPerOp())
+		fmt.Printf("%-10s %14.0f %14.0f %9.2fx %12d\n", mode.name, o, p, p/o, bytes)
 	}
-	fmt.Println("\nratio = plain-Go time / astack time (above 1: astack is faster)")
+	fmt.Printf("\nbest of %d alternating rounds; ratio = plain-Go time / astack time (above 1: astack is faster)\n", *rounds)
 }
