@@ -1,6 +1,7 @@
 # The map of every task. `make demo` runs the reference server; `make test` runs every test.
 SHELL := /bin/bash
 CARGO ?= cargo
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 PREFIX ?= /usr/local
 PROFILE ?= release
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
@@ -16,7 +17,7 @@ C_LIB_DEBUG := target/debug/libastack.a
 C_LIBS := -lpthread -ldl -lm
 C_TESTS := test_abi test_threads
 
-.PHONY: all help build demo test test-rust test-c test-node test-python test-go bench bench-node install examples clean
+.PHONY: all help build demo test test-rust test-c test-node test-python test-go bench bench-node bench-go install examples clean
 
 all: build
 
@@ -32,7 +33,7 @@ demo:
 	@echo "The reference server is coming (issue 7); meanwhile 'make test' runs the engine's tests."
 
 ## Every test, all languages.
-test: test-rust test-c test-node
+test: test-rust test-c test-node test-go
 
 ## The Rust core: unit, integration and property tests.
 test-rust:
@@ -95,18 +96,29 @@ test-node:
 test-python:
 	@echo "test-python: the Python binding is coming (issue 5)"
 
-## The Go binding (coming with issue 6).
+## The Go binding: builds the static library, then `go vet` and `go test -race` of
+## bindings/go and of the Go worker example (examples/go).
 test-go:
-	@echo "test-go: the Go binding is coming (issue 6)"
+	$(CARGO) build --release
+	@command -v $(GO) >/dev/null || { echo "test-go: Go not found (set GO=/path/to/go)" >&2; exit 1; }
+	cd bindings/go && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+	cd examples/go && $(GO) vet ./... && $(GO) test -race -count=1 ./... && $(GO) run .
 
 ## Every benchmark, ours beside the peer's.
-bench: bench-node
+bench: bench-node bench-go
 	$(CARGO) bench --bench authorize
 
 ## authorize through the Node addon vs the same policy in plain Node (rate-limiter-flexible).
 bench-node:
 	cd bindings/node && npm install
 	node bindings/node/bench/authorize.js
+
+## Go: Authorize through cgo beside the same policy in plain Go (sha256 + map + x/time/rate),
+## 100,000 keys, serial and parallel, with the ratio.
+bench-go:
+	$(CARGO) build --release
+	cd bindings/go && $(GO) test -run '^$$' -bench Authorize -benchtime 1000000x -count 1 .
+	cd bindings/go && $(GO) run ./cmd/authbench
 
 clean:
 	$(CARGO) clean
