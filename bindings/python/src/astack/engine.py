@@ -60,7 +60,7 @@ def config_check(config: Config = None) -> Dict[str, Any]:
     code, body = _native.config_check(_config_text(config))
     if code:
         raise error_from(code, body)
-    return cast(Dict[str, Any], json.loads(body))
+    return cast(Dict[str, Any], json.loads(body or "{}"))
 
 
 class Engine(_native.Engine):
@@ -96,7 +96,7 @@ class Engine(_native.Engine):
         code, body = self._call(_INDEX[name], *args)
         if code:
             raise error_from(code, body)
-        return json.loads(body)
+        return json.loads(body or "null")
 
     # -- configuration ------------------------------------------------------------------------
 

@@ -9,7 +9,6 @@ from typing import Callable, List, Optional, Tuple
 
 from ._native import Decision
 from .errors import error_from
-from .types import Operation
 
 __all__ = ["OperationFor", "operation_for", "bearer_key", "denial", "REQUIRED_SCOPE", "REASONS"]
 
@@ -45,7 +44,7 @@ REASONS = {
 }
 
 _ID = r"[^/]+"
-_ROUTES: List[Tuple[str, "re.Pattern[str]", Operation]] = [
+_ROUTES: List[Tuple[str, "re.Pattern[str]", str]] = [
     (method, re.compile(f"^/api/v1/{pattern}/?$"), op)
     for method, pattern, op in [
         ("POST", "sessions", "session.create"),
