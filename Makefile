@@ -16,7 +16,14 @@ C_LIB_DEBUG := target/debug/libastack.a
 C_LIBS := -lpthread -ldl -lm
 C_TESTS := test_abi test_threads
 
-.PHONY: all help build demo test test-rust test-c test-node test-python test-go bench install examples clean
+# The Python binding: a virtual environment at the root, the package installed into it from
+# bindings/python (which builds the Rust library in release), and the test tools.
+PYTHON ?= python3
+PY_VENV := .venv-python
+PY := $(PY_VENV)/bin/python
+PY_TEST_DEPS := pytest pyjwt limits httpx uvicorn fastapi mypy
+
+.PHONY: all help build demo test test-rust test-c test-node test-python test-go bench bench-rust bench-python install examples clean python-env
 
 all: build
 
@@ -32,7 +39,7 @@ demo:
 	@echo "The reference server is coming (issue 7); meanwhile 'make test' runs the engine's tests."
 
 ## Every test, all languages.
-test: test-rust test-c
+test: test-rust test-c test-python
 
 ## The Rust core: unit, integration and property tests.
 test-rust:
@@ -90,17 +97,34 @@ install:
 test-node:
 	@echo "test-node: the Node binding is coming (issue 4)"
 
-## The Python binding (coming with issue 5).
-test-python:
-	@echo "test-python: the Python binding is coming (issue 5)"
+$(PY):
+	$(PYTHON) -m venv $(PY_VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+# Installs the package (cargo build --release, then the C extension) and the test tools.
+python-env: $(PY)
+	$(PY) -m pip install -q ./bindings/python $(PY_TEST_DEPS)
+
+## The Python binding: every method and exception, both middlewares over HTTP, 8 threads,
+## PyJWT interop, mypy --strict, and the FastAPI example, in .venv-python.
+test-python: python-env
+	cd bindings/python && ../../$(PY) -m pytest -q tests
+	$(PY) -m pytest -q examples/python
 
 ## The Go binding (coming with issue 6).
 test-go:
 	@echo "test-go: the Go binding is coming (issue 6)"
 
 ## Every benchmark, ours beside the peer's.
-bench:
+bench: bench-rust bench-python
+
+bench-rust:
 	$(CARGO) bench --bench authorize
+
+## authorize through the Python package vs hashlib + dict + the limits package.
+bench-python: python-env
+	$(PY) bindings/python/bench/authorize.py
 
 clean:
 	$(CARGO) clean
+	rm -rf $(PY_VENV) bindings/python/build bindings/python/src/*.egg-info

@@ -122,3 +122,14 @@ def test_cold_path_errors(engine: astack.Engine, keys: Keys) -> None:
         engine.get_session(keys.admin_id, "bad\x00id")
     with pytest.raises(astack.InvalidArgument):
         engine.connect_session(keys.admin_id, "sess_x", None)  # type: ignore[arg-type]
+
+
+def test_authorize_denials_name_the_scope_and_the_operation(engine: astack.Engine, keys: Keys) -> None:
+    key, _ = keys.make(["sessions:read"])
+    with pytest.raises(astack.InsufficientScope) as info:
+        engine.authorize(key, "billing.write")
+    assert info.value.details["required_scopes"] == ["billing:write"]
+    assert "billing:write" in info.value.message
+    with pytest.raises(astack.InvalidArgument) as bad:
+        engine.authorize(key, "billing.steal")
+    assert "billing.steal" in bad.value.message

@@ -32,9 +32,9 @@ typedef struct {
 
 static PyTypeObject DecisionType;
 
-/* Sets the Python exception for `code` (with the error body and/or decision, either may be
- * NULL) through the factory; returns NULL for the caller to return. */
-static PyObject *raise_code(uint32_t code, const char *body, PyObject *decision) {
+/* Sets the Python exception for `code` (with the error body, the decision and the operation of
+ * a denied authorize, any of them may be NULL) through the factory; returns NULL. */
+static PyObject *raise_denial(uint32_t code, const char *body, PyObject *decision, PyObject *operation) {
     PyObject *exc, *pybody;
     if (error_factory == NULL) {
         PyErr_Format(PyExc_RuntimeError, "astack: %s", astack_result_code(code));
@@ -46,13 +46,18 @@ static PyObject *raise_code(uint32_t code, const char *body, PyObject *decision)
     } else {
         pybody = Py_NewRef(Py_None);
     }
-    exc = PyObject_CallFunction(error_factory, "IOO", (unsigned int)code, pybody,
-                                decision != NULL ? decision : Py_None);
+    exc = PyObject_CallFunction(error_factory, "IOOO", (unsigned int)code, pybody,
+                                decision != NULL ? decision : Py_None, operation != NULL ? operation : Py_None);
     Py_DECREF(pybody);
     if (exc == NULL) return NULL;
     PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
     Py_DECREF(exc);
     return NULL;
+}
+
+/* raise_denial without a decision: the errors of every other call. */
+static PyObject *raise_code(uint32_t code, const char *body, PyObject *decision) {
+    return raise_denial(code, body, decision, NULL);
 }
 
 static PyObject *decision_code(DecisionObject *self, void *closure) {
@@ -334,7 +339,7 @@ static PyObject *authorize_impl(EngineObject *self, PyObject *const *args, Py_ss
     engine_leave(self);
     dec->d.code = rc;
     if (rc == ASTACK_OK || (!raise && rc < 200)) return (PyObject *)dec;
-    raise_code(rc, NULL, (PyObject *)dec);
+    raise_denial(rc, NULL, (PyObject *)dec, args[1]);
     Py_DECREF(dec);
     return NULL;
 }

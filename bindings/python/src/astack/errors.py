@@ -282,9 +282,29 @@ _BY_RESULT: Dict[int, Type[AstackError]] = {
 BY_CODE: Dict[str, Type[AstackError]] = {cls.code: cls for cls in _BY_RESULT.values()}
 
 
-def error_from(result: int, body: Optional[str] = None, decision: Optional["Decision"] = None) -> AstackError:
-    """The exception for a result code, with the error body of a cold path (JSON text) and/or
-    the decision of a denied ``authorize``."""
+#: The scope each operation needs (SPEC §3), named in ``insufficient_scope`` errors.
+REQUIRED_SCOPE = {
+    "session.create": "sessions:write",
+    "session.read": "sessions:read",
+    "session.terminate": "sessions:write",
+    "user.read": "users:read",
+    "user.write": "users:write",
+    "billing.read": "billing:read",
+    "billing.write": "billing:write",
+    "worker.read": "workers:read",
+    "worker.write": "workers:write",
+    "admin": "admin:all",
+}
+
+
+def error_from(
+    result: int,
+    body: Optional[str] = None,
+    decision: Optional["Decision"] = None,
+    operation: Optional[str] = None,
+) -> AstackError:
+    """The exception for a result code, with the error body of a cold path (JSON text), or the
+    decision and operation of a denied ``authorize``."""
     cls = _BY_RESULT.get(result, InternalError)
     message = ""
     details: Dict[str, Any] = {}
@@ -304,6 +324,11 @@ def error_from(result: int, body: Optional[str] = None, decision: Optional["Deci
             details.setdefault("retry_after", decision.retry_after)
         elif result == 107:
             details.setdefault("limit", decision.concurrent_sessions)
+    if result == 105 and operation in REQUIRED_SCOPE and "required_scopes" not in details:
+        details["required_scopes"] = [REQUIRED_SCOPE[str(operation)]]
+        message = message or f"this operation requires the `{REQUIRED_SCOPE[str(operation)]}` scope"
+    if result == 405 and operation is not None and not message:
+        message = f"unknown operation {operation!r}"
     if not message:
         if result == _native.ENGINE_CLOSED:
             message = "the engine is closed"

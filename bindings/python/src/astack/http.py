@@ -8,7 +8,7 @@ import re
 from typing import Callable, List, Optional, Tuple
 
 from ._native import Decision
-from .errors import error_from
+from .errors import REQUIRED_SCOPE, error_from
 
 __all__ = ["OperationFor", "operation_for", "bearer_key", "denial", "REQUIRED_SCOPE", "REASONS"]
 
@@ -16,19 +16,6 @@ __all__ = ["OperationFor", "operation_for", "bearer_key", "denial", "REQUIRED_SC
 #: through without a key (``/healthz``, static files...).
 OperationFor = Callable[[str, str], Optional[str]]
 
-#: The scope each operation needs (SPEC §3), named in ``insufficient_scope`` answers.
-REQUIRED_SCOPE = {
-    "session.create": "sessions:write",
-    "session.read": "sessions:read",
-    "session.terminate": "sessions:write",
-    "user.read": "users:read",
-    "user.write": "users:write",
-    "billing.read": "billing:read",
-    "billing.write": "billing:write",
-    "worker.read": "workers:read",
-    "worker.write": "workers:write",
-    "admin": "admin:all",
-}
 
 #: HTTP reason phrases of the statuses astack answers.
 REASONS = {
@@ -98,10 +85,7 @@ def bearer_key(authorization: Optional[str]) -> str:
 def denial(decision: Decision, operation: str) -> Tuple[int, List[Tuple[str, str]], bytes]:
     """The answer to a denied request: status, headers (JSON, rate-limit headers, Retry-After
     on 429) and the SPEC §9 body."""
-    error = error_from(decision.result, None, decision)
-    if error.code == "insufficient_scope":
-        error.details.setdefault("required_scopes", [REQUIRED_SCOPE.get(operation, "admin:all")])
-        error.message = f"this operation requires the `{REQUIRED_SCOPE.get(operation, 'admin:all')}` scope"
+    error = error_from(decision.result, None, decision, operation)
     body = json.dumps(error.to_json(), separators=(",", ":")).encode()
     headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
     headers.extend(decision.headers().items())
