@@ -196,3 +196,39 @@ def test_route_table_and_bearer() -> None:
     assert operation_for("GET", "/healthz") is None
     assert bearer_key(None) == "" and bearer_key("Bearer ak_1") == "ak_1" and bearer_key("bearer  ak_2 ") == "ak_2"
     assert bearer_key("Token x") == "Token x"
+
+
+def test_asgi_websocket_and_lifespan() -> None:
+    """A denied WebSocket handshake is closed (1008) before the app sees it; an allowed one and
+    the lifespan protocol reach the app."""
+    import asyncio
+
+    seen: List[Dict[str, Any]] = []
+
+    async def app(scope: Dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append(scope)
+
+    def ops(method: str, path: str) -> Optional[str]:
+        return "session.read" if path == "/ws" else None
+
+    with astack.Engine(manual_clock=START_MS) as engine:
+        admin = engine.bootstrap_admin_key()
+        middleware = astack.asgi.AuthMiddleware(app, engine, operation_for=ops)
+        sent: List[Dict[str, Any]] = []
+
+        async def send(message: Dict[str, Any]) -> None:
+            sent.append(message)
+
+        async def receive() -> Dict[str, Any]:
+            return {"type": "websocket.connect"}
+
+        async def run() -> None:
+            await middleware({"type": "lifespan"}, receive, send)
+            await middleware({"type": "websocket", "path": "/ws", "headers": []}, receive, send)
+            headers = [(b"authorization", f"Bearer {admin}".encode())]
+            await middleware({"type": "websocket", "path": "/ws", "headers": headers}, receive, send)
+
+        asyncio.run(run())
+    assert sent == [{"type": "websocket.close", "code": 1008}]
+    assert [s["type"] for s in seen] == ["lifespan", "websocket"]
+    assert seen[1]["astack.account_id"] == "default" and seen[1]["astack.operation"] == "session.read"
