@@ -105,8 +105,9 @@ $(PY):
 python-env: $(PY)
 	$(PY) -m pip install -q ./bindings/python $(PY_TEST_DEPS)
 
-## The Python binding: every method and exception, both middlewares over HTTP, 8 threads,
-## PyJWT interop, mypy --strict, and the FastAPI example, in .venv-python.
+# Every method and exception, both middlewares over HTTP, 8 threads, PyJWT interop,
+# mypy --strict, and the FastAPI example.
+## The Python binding, in a virtual environment it creates (.venv-python).
 test-python: python-env
 	cd bindings/python && ../../$(PY) -m pytest -q tests
 	$(PY) -m pytest -q examples/python
