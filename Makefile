@@ -17,7 +17,14 @@ C_LIB_DEBUG := target/debug/libastack.a
 C_LIBS := -lpthread -ldl -lm
 C_TESTS := test_abi test_threads
 
-.PHONY: all help build demo test test-rust test-c test-node test-python test-go bench bench-node bench-go install examples clean
+# The Python binding: a virtual environment at the root, the package installed into it from
+# bindings/python (which builds the Rust library in release), and the test tools.
+PYTHON ?= python3
+PY_VENV := .venv-python
+PY := $(PY_VENV)/bin/python
+PY_TEST_DEPS := pytest pyjwt limits httpx uvicorn fastapi mypy
+
+.PHONY: all help build demo test test-rust test-c test-node test-python test-go bench bench-rust bench-node bench-python bench-go install examples clean python-env
 
 all: build
 
@@ -33,7 +40,7 @@ demo:
 	@echo "The reference server is coming (issue 7); meanwhile 'make test' runs the engine's tests."
 
 ## Every test, all languages.
-test: test-rust test-c test-node test-go
+test: test-rust test-c test-node test-python test-go
 
 ## The Rust core: unit, integration and property tests.
 test-rust:
@@ -92,9 +99,20 @@ install:
 test-node:
 	cd bindings/node && npm install && npm test
 
-## The Python binding (coming with issue 5).
-test-python:
-	@echo "test-python: the Python binding is coming (issue 5)"
+$(PY):
+	$(PYTHON) -m venv $(PY_VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+# Installs the package (cargo build --release, then the C extension) and the test tools.
+python-env: $(PY)
+	$(PY) -m pip install -q ./bindings/python $(PY_TEST_DEPS)
+
+# Every method and exception, both middlewares over HTTP, 8 threads, PyJWT interop,
+# mypy --strict, and the FastAPI example.
+## The Python binding, in a virtual environment it creates (.venv-python).
+test-python: python-env
+	cd bindings/python && ../../$(PY) -m pytest -q tests
+	$(PY) -m pytest -q examples/python
 
 ## The Go binding: builds the static library, then `go vet` and `go test -race` of
 ## bindings/go and of the Go worker example (examples/go).
@@ -105,7 +123,10 @@ test-go:
 	cd examples/go && $(GO) vet ./... && $(GO) test -race -count=1 ./... && $(GO) run .
 
 ## Every benchmark, ours beside the peer's.
-bench: bench-node bench-go
+bench: bench-rust bench-node bench-python bench-go
+
+## authorize in Rust vs governor (criterion).
+bench-rust:
 	$(CARGO) bench --bench authorize
 
 ## authorize through the Node addon vs the same policy in plain Node (rate-limiter-flexible).
@@ -120,5 +141,10 @@ bench-go:
 	cd bindings/go && $(GO) test -run '^$$' -bench Authorize -benchtime 1000000x -count 1 .
 	cd bindings/go && $(GO) run ./cmd/authbench
 
+## authorize through the Python package vs hashlib + dict + the limits package.
+bench-python: python-env
+	$(PY) bindings/python/bench/authorize.py
+
 clean:
 	$(CARGO) clean
+	rm -rf $(PY_VENV) bindings/python/build bindings/python/src/*.egg-info
