@@ -53,30 +53,29 @@ impl Principal {
 
     /// The key's id.
     pub fn key_id(&self) -> String {
-        self.entry.record.read().id.clone()
+        self.entry.record.id()
     }
 
     /// The key's account.
     pub fn account_id(&self) -> String {
-        self.entry.record.read().account_id.clone()
+        String::clone(&self.entry.record.account())
     }
 
     /// Calls `f` with the key's id and account without copying them (the C ABI's authorize
     /// copies them into a caller-owned struct and must not allocate).
     pub fn with_ids<R>(&self, f: impl FnOnce(&str, &str) -> R) -> R {
-        let record = self.entry.record.read();
-        f(&record.id, &record.account_id)
+        self.entry.record.with_ids(f)
     }
 
     /// Whether the key belongs to the operator's account.
     pub fn is_operator(&self) -> bool {
-        self.entry.record.read().account_id == OPERATOR_ACCOUNT
+        self.entry.record.account_is(OPERATOR_ACCOUNT)
     }
 
     /// Whether the key's scopes or legacy flags allow `operation`.
     pub fn may(&self, operation: Operation) -> bool {
-        let record = self.entry.record.read();
-        scopes::allows(record.scopes, record.permissions, operation)
+        let record = &self.entry.record;
+        scopes::allows(record.scopes(), record.permissions(), operation)
     }
 
     fn require(&self, operation: Operation) -> Result<()> {
@@ -90,8 +89,8 @@ impl Principal {
     /// Whether this key may see a resource of `account`: its own, or any for the operator's
     /// keys when `operator_reach` allows it.
     fn reaches(&self, account: &str, operator_reach: bool) -> bool {
-        let record = self.entry.record.read();
-        record.account_id == account || (operator_reach && record.account_id == OPERATOR_ACCOUNT)
+        let own = self.entry.record.account();
+        *own == account || (operator_reach && *own == OPERATOR_ACCOUNT)
     }
 }
 
@@ -237,19 +236,16 @@ impl Engine {
         let digest = self.hasher.digest(api_key);
         let entry = self.store.key_by_digest(&digest)?.ok_or(Error::InvalidApiKey)?;
         let now = self.now();
-        let (limits, refused) = {
-            let record = entry.record.read();
-            let limits = record.limits.resolve(&self.config.limits);
-            let refused = if record.revoked_at.is_some() {
-                Some(Error::ApiKeyRevoked)
-            } else if record.is_expired(now) {
-                Some(Error::ApiKeyExpired)
-            } else if !scopes::allows(record.scopes, record.permissions, operation) {
-                Some(Error::InsufficientScope { required: operation.scope().as_str() })
-            } else {
-                None
-            };
-            (limits, refused)
+        let record = &entry.record;
+        let limits = record.limits().resolve(&self.config.limits);
+        let refused = if record.is_revoked() {
+            Some(Error::ApiKeyRevoked)
+        } else if record.is_expired(now) {
+            Some(Error::ApiKeyExpired)
+        } else if !scopes::allows(record.scopes(), record.permissions(), operation) {
+            Some(Error::InsufficientScope { required: operation.scope().as_str() })
+        } else {
+            None
         };
         let windows = limits.windows();
         if let Some(error) = refused {
@@ -265,7 +261,7 @@ impl Engine {
             return Err(self.deny(&entry, operation, error, Some((decision, limits)), now));
         }
         if operation == Operation::SessionCreate {
-            let key_id = entry.record.read().id.clone();
+            let key_id = entry.record.id();
             // Sessions past their expiry hold no slot, swept or not.
             self.sweep()?;
             if self.store.slots_in_use(&key_id)? >= limits.concurrent_sessions {
@@ -300,14 +296,11 @@ impl Engine {
     pub fn principal(&self, key_id: &str) -> Result<Principal> {
         let entry = self.store.key(key_id)?.ok_or(Error::NotFound { resource: "key" })?;
         let now = self.now();
-        {
-            let record = entry.record.read();
-            if record.revoked_at.is_some() {
-                return Err(Error::ApiKeyRevoked);
-            }
-            if record.is_expired(now) {
-                return Err(Error::ApiKeyExpired);
-            }
+        if entry.record.is_revoked() {
+            return Err(Error::ApiKeyRevoked);
+        }
+        if entry.record.is_expired(now) {
+            return Err(Error::ApiKeyExpired);
         }
         Ok(Principal::new(entry))
     }
@@ -315,10 +308,7 @@ impl Engine {
     // ------------------------------------------------------------------ audit
 
     fn audit_event(&self, actor: &KeyEntry, action: &str, target: Option<&str>, detail: Value, now: u64) -> Result<()> {
-        let (account, key_id, prefix) = {
-            let record = actor.record.read();
-            (record.account_id.clone(), record.id.clone(), record.prefix.clone())
-        };
+        let (account, key_id, prefix) = actor.record.actor();
         self.append_audit(account, Some((key_id, prefix)), action, target, detail, now)
     }
 
@@ -453,7 +443,7 @@ impl Engine {
         principal.require(Operation::Admin)?;
         self.store
             .key(id)?
-            .filter(|entry| principal.reaches(&entry.record.read().account_id, true))
+            .filter(|entry| principal.reaches(&entry.record.account(), true))
             .ok_or(Error::NotFound { resource: "key" })
     }
 

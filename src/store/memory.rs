@@ -6,7 +6,8 @@
 //! The audit log keeps the newest [`MemoryStore::AUDIT_CAPACITY`] records.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::hash_map::Entry;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -24,30 +25,114 @@ use crate::workers::{self, Worker, WorkerStatus};
 
 const KEY_SHARDS: usize = 64;
 
-/// Digests are uniformly random already: their first eight bytes are a perfect hash.
+/// Hashes a 32-bit tag that is uniform already (digest bytes, or an id's hash) over the 64 bits
+/// the table reads: one multiplication.
 #[derive(Default)]
-struct DigestHasher(u64);
+struct TagHasher(u64);
 
-impl Hasher for DigestHasher {
+impl Hasher for TagHasher {
     fn finish(&self) -> u64 {
         self.0
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8).take(1) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 ^= u64::from_le_bytes(word);
+        for &byte in bytes {
+            self.write_u32(u32::from(byte) ^ (self.0 as u32).rotate_left(8));
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// An index from a 32-bit tag of a key (digest or id) to a position in a `Vec` of entries:
+/// 8 bytes a slot instead of the whole key and an `Arc`. Two keys with the same tag are
+/// possible (rarely); the second and later go to `overflow`, keyed in full.
+struct Tagged<K> {
+    tags: HashMap<u32, u32, BuildHasherDefault<TagHasher>>,
+    overflow: HashMap<K, u32>,
+}
+
+impl<K> Default for Tagged<K> {
+    fn default() -> Self {
+        Tagged { tags: HashMap::default(), overflow: HashMap::new() }
+    }
+}
+
+impl<K: Hash + Eq> Tagged<K> {
+    /// The position of `key`: the tag's slot if `is_key` confirms it, else the overflow's.
+    fn get<Q>(&self, tag: u32, key: &Q, is_key: impl FnOnce(u32) -> bool) -> Option<u32>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let position = *self.tags.get(&tag)?;
+        if is_key(position) {
+            Some(position)
+        } else if self.overflow.is_empty() {
+            None
+        } else {
+            self.overflow.get(key).copied()
+        }
+    }
+
+    fn insert(&mut self, tag: u32, key: K, position: u32) {
+        match self.tags.entry(tag) {
+            Entry::Vacant(slot) => {
+                slot.insert(position);
+            }
+            Entry::Occupied(_) => {
+                self.overflow.insert(key, position);
+            }
         }
     }
 }
 
-type DigestMap = HashMap<KeyDigest, Arc<KeyEntry>, BuildHasherDefault<DigestHasher>>;
+/// One shard of the digest index: entries, and where each digest is among them.
+#[derive(Default)]
+struct DigestShard {
+    index: Tagged<KeyDigest>,
+    entries: Vec<Arc<KeyEntry>>,
+}
 
+impl DigestShard {
+    fn get(&self, digest: &KeyDigest) -> Option<&Arc<KeyEntry>> {
+        let tag = u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]]);
+        let position = self.index.get(tag, digest, |i| digests_equal(&self.entries[i as usize].digest, digest))?;
+        let entry = &self.entries[position as usize];
+        // The overflow's answer is compared like the tag's.
+        digests_equal(&entry.digest, digest).then_some(entry)
+    }
+
+    fn insert(&mut self, entry: Arc<KeyEntry>) {
+        let digest = entry.digest;
+        let tag = u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]]);
+        self.index.insert(tag, digest, self.entries.len() as u32);
+        self.entries.push(entry);
+    }
+}
+
+fn id_tag(id: &str) -> u32 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    id.hash(&mut hasher);
+    hasher.finish() as u32
+}
+
+/// Keys by id, and in creation order.
 #[derive(Default)]
 struct KeyIndex {
-    by_id: HashMap<String, Arc<KeyEntry>>,
-    order: Vec<String>,
+    index: Tagged<String>,
+    order: Vec<Arc<KeyEntry>>,
+}
+
+impl KeyIndex {
+    fn get(&self, id: &str) -> Option<&Arc<KeyEntry>> {
+        let is_id = |i: u32| self.order[i as usize].record.with_ids(|other, _| other == id);
+        let position = self.index.get(id_tag(id), id, is_id)?;
+        let entry = &self.order[position as usize];
+        entry.record.with_ids(|other, _| other == id).then_some(entry)
+    }
 }
 
 #[derive(Default)]
@@ -110,8 +195,9 @@ impl Book {
     }
 }
 
-#[derive(Default)]
 struct Account {
+    /// The account's id, shared by its keys.
+    name: Arc<String>,
     meter: Arc<AccountMeter>,
     book: Mutex<Book>,
 }
@@ -124,7 +210,7 @@ struct Users {
 
 /// Keeps all state in process memory.
 pub struct MemoryStore {
-    digests: Box<[RwLock<DigestMap>]>,
+    digests: Box<[RwLock<DigestShard>]>,
     keys: RwLock<KeyIndex>,
     sessions: Mutex<Sessions>,
     users: RwLock<Users>,
@@ -164,7 +250,7 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn shard(&self, digest: &KeyDigest) -> &RwLock<DigestMap> {
+    fn shard(&self, digest: &KeyDigest) -> &RwLock<DigestShard> {
         &self.digests[usize::from(digest[31]) % KEY_SHARDS]
     }
 
@@ -172,31 +258,38 @@ impl MemoryStore {
         if let Some(account) = self.accounts.read().get(id) {
             return account.clone();
         }
-        self.accounts.write().entry(id.to_owned()).or_default().clone()
+        let mut accounts = self.accounts.write();
+        let account = accounts.entry(id.to_owned()).or_insert_with(|| {
+            Arc::new(Account { name: Arc::new(id.to_owned()), meter: Arc::default(), book: Mutex::default() })
+        });
+        account.clone()
     }
 }
 
 impl Store for MemoryStore {
     fn insert_key(&self, digest: KeyDigest, record: KeyRecord) -> Result<()> {
-        let entry = Arc::new(KeyEntry::new(digest, record.clone(), self.account(&record.account_id).meter.clone()));
+        let account = self.account(&record.account_id);
+        let id_tag = id_tag(&record.id);
+        let id = record.id.clone();
+        let entry = Arc::new(KeyEntry::with_account(digest, record, account.meter.clone(), account.name.clone()));
         let mut keys = self.keys.write();
         let mut shard = self.shard(&digest).write();
-        if shard.contains_key(&digest) || keys.by_id.contains_key(&record.id) {
+        if shard.get(&digest).is_some() || keys.get(&id).is_some() {
             return Err(Error::AlreadyExists { resource: "key" });
         }
-        shard.insert(digest, entry.clone());
-        keys.order.push(record.id.clone());
-        keys.by_id.insert(record.id, entry);
+        shard.insert(entry.clone());
+        let position = keys.order.len() as u32;
+        keys.index.insert(id_tag, id, position);
+        keys.order.push(entry);
         Ok(())
     }
 
     fn key_by_digest(&self, digest: &KeyDigest) -> Result<Option<Arc<KeyEntry>>> {
-        let shard = self.shard(digest).read();
-        Ok(shard.get(digest).filter(|entry| digests_equal(&entry.digest, digest)).cloned())
+        Ok(self.shard(digest).read().get(digest).cloned())
     }
 
     fn key(&self, id: &str) -> Result<Option<Arc<KeyEntry>>> {
-        Ok(self.keys.read().by_id.get(id).cloned())
+        Ok(self.keys.read().get(id).cloned())
     }
 
     fn update_key(&self, id: &str, change: &mut dyn FnMut(&mut KeyRecord)) -> Result<Option<KeyRecord>> {
@@ -207,11 +300,14 @@ impl Store for MemoryStore {
 
     fn list_keys(&self, account: Option<&str>, limit: usize) -> Result<Vec<KeyRecord>> {
         let keys = self.keys.read();
-        Ok(newest_first(&keys.order, limit, |id| {
-            let entry = keys.by_id.get(id)?;
-            let in_account = account.map_or(true, |a| entry.record.read().account_id == a);
-            in_account.then(|| entry.snapshot())
-        }))
+        Ok(keys
+            .order
+            .iter()
+            .rev()
+            .filter(|entry| account.map_or(true, |a| entry.record.account_is(a)))
+            .take(limit)
+            .map(|entry| entry.snapshot())
+            .collect())
     }
 
     fn take(&self, key: &KeyEntry, windows: &[Window; 2], now: u64) -> Result<Decision> {
@@ -354,7 +450,7 @@ impl Store for MemoryStore {
     fn count_request(&self, key: &KeyEntry, now: u64) -> Result<()> {
         let total = key.meter.requests.fetch_add(1, Ordering::Relaxed) + 1;
         if total >= key.meter.next_alert.load(Ordering::Relaxed) {
-            let account = self.account(&key.record.read().account_id);
+            let account = self.account(&key.record.account());
             let mut book = account.book.lock();
             book.fire(usage::REQUESTS, total, now);
             account.meter.next_alert.store(book.next_requests_alert(), Ordering::Relaxed);

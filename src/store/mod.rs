@@ -4,80 +4,23 @@
 //! [`MemoryStore`] is the default. A durable or shared store implements the same trait, so the
 //! rules never change with the storage.
 
+mod entry;
 mod memory;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
-
+pub use entry::{AccountMeter, KeyEntry, RecordCell, RecordMut, RecordRef};
 pub use memory::MemoryStore;
 
 use crate::audit::AuditRecord;
 use crate::error::Result;
 use crate::keys::{KeyDigest, KeyRecord};
-use crate::limits::{Buckets, Decision, Window};
+use crate::limits::{Decision, Window};
 use crate::session::Session;
 use crate::usage::Alert;
 use crate::users::User;
 use crate::workers::{Worker, WorkerStatus};
-
-/// A key as the hot path sees it: its record, its buckets and its counters.
-#[derive(Debug)]
-pub struct KeyEntry {
-    /// The stored digest.
-    pub digest: KeyDigest,
-    /// The record (without `last_used_at`, kept in [`KeyEntry::last_used_at`]).
-    pub record: RwLock<KeyRecord>,
-    /// Token buckets of the minute and hour windows.
-    pub buckets: Buckets,
-    /// The owning account's request counter.
-    pub meter: Arc<AccountMeter>,
-    last_used_at: AtomicU64,
-}
-
-/// An account's request counter, shared by its keys so that counting is one atomic add.
-#[derive(Debug)]
-pub struct AccountMeter {
-    /// Authorized requests so far.
-    pub requests: AtomicU64,
-    /// The lowest threshold of an unfired `requests` alert (`u64::MAX` when none).
-    pub next_alert: AtomicU64,
-}
-
-impl Default for AccountMeter {
-    fn default() -> Self {
-        AccountMeter { requests: AtomicU64::new(0), next_alert: AtomicU64::new(u64::MAX) }
-    }
-}
-
-impl KeyEntry {
-    /// An entry for a new record.
-    pub fn new(digest: KeyDigest, record: KeyRecord, meter: Arc<AccountMeter>) -> Self {
-        let last_used = record.last_used_at.unwrap_or(0);
-        KeyEntry {
-            digest,
-            record: RwLock::new(record),
-            buckets: Buckets::default(),
-            meter,
-            last_used_at: AtomicU64::new(last_used),
-        }
-    }
-
-    /// Notes an authorized use at `now`.
-    pub fn touch(&self, now: u64) {
-        self.last_used_at.fetch_max(now, Ordering::Relaxed);
-    }
-
-    /// A copy of the record, `last_used_at` included.
-    pub fn snapshot(&self) -> KeyRecord {
-        let mut record = self.record.read().clone();
-        let last = self.last_used_at.load(Ordering::Relaxed);
-        record.last_used_at = (last > 0).then_some(last);
-        record
-    }
-}
 
 /// A change applied atomically to one session.
 pub type SessionUpdate<'a> = &'a mut dyn FnMut(&mut Session) -> Result<()>;
