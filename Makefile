@@ -24,7 +24,14 @@ PY_VENV := .venv-python
 PY := $(PY_VENV)/bin/python
 PY_TEST_DEPS := pytest pyjwt limits httpx uvicorn fastapi mypy
 
-.PHONY: all help build demo test test-rust test-c test-node test-python test-go bench bench-rust bench-node bench-python bench-go install examples clean python-env
+# Where `make bench` keeps each bench's output for the table.
+BENCH_OUT := target/bench
+# BENCH_QUICK=1 shortens the binding benches as well.
+NODE_BENCH_ENV := $(if $(BENCH_QUICK),OPS=200000 NODE_OPS=60000,)
+PY_BENCH_ARGS := $(if $(BENCH_QUICK),--requests 50000,)
+GO_BENCH_ARGS := $(if $(BENCH_QUICK),-rounds 2,)
+
+.PHONY: all help build demo test test-rust test-c test-node test-python test-go bench bench-quick bench-table bench-rust bench-node bench-python bench-go install examples clean python-env
 
 all: build
 
@@ -122,28 +129,50 @@ test-go:
 	cd bindings/go && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 	cd examples/go && $(GO) vet ./... && $(GO) test -race -count=1 ./... && $(GO) run .
 
-## Every benchmark, ours beside the peer's.
-bench: bench-rust bench-node bench-python bench-go
+## Every benchmark, ours beside the peer's, then one table of them all (BENCH_QUICK=1: shorter).
+## A binding whose toolchain is missing is skipped; the table shows what ran.
+bench:
+	@mkdir -p $(BENCH_OUT)
+	@rm -f $(BENCH_OUT)/*.log
+	-$(MAKE) --no-print-directory bench-rust
+	-$(MAKE) --no-print-directory bench-node 2>&1 | tee $(BENCH_OUT)/node.log
+	-$(MAKE) --no-print-directory bench-python 2>&1 | tee $(BENCH_OUT)/python.log
+	-$(MAKE) --no-print-directory bench-go 2>&1 | tee $(BENCH_OUT)/go.log
+	@$(MAKE) --no-print-directory bench-table
 
-## authorize in Rust vs governor (criterion).
+## The same, shorter (fewer calls and rounds): a couple of minutes less, noisier figures.
+bench-quick:
+	BENCH_QUICK=1 $(MAKE) --no-print-directory bench
+
+## The one table, from the logs of the last runs (target/bench/*.log and target/criterion).
+bench-table:
+	@echo; echo "== all benchmarks ($$(nproc) CPUs, $$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
+	@$(PYTHON) benches/table.py $(BENCH_OUT)/*.log
+
+## The Rust benches: authorize vs governor and tokens vs jsonwebtoken (criterion), key-count
+## scaling with memory per key, two threads vs one, and the session life.
 bench-rust:
-	$(CARGO) bench --bench authorize
+	@mkdir -p $(BENCH_OUT)
+	$(CARGO) bench --bench authorize --bench tokens 2>&1 | tee $(BENCH_OUT)/rust-criterion.log
+	$(CARGO) bench --bench scaling 2>&1 | tee $(BENCH_OUT)/rust-scaling.log
+	$(CARGO) bench --bench threads 2>&1 | tee $(BENCH_OUT)/rust-threads.log
+	$(CARGO) bench --bench sessions 2>&1 | tee $(BENCH_OUT)/rust-sessions.log
 
 ## authorize through the Node addon vs the same policy in plain Node (rate-limiter-flexible).
 bench-node:
 	cd bindings/node && npm install
-	node bindings/node/bench/authorize.js
+	$(NODE_BENCH_ENV) node bindings/node/bench/authorize.js
 
 ## Go: Authorize through cgo beside the same policy in plain Go (sha256 + map + x/time/rate),
 ## 100,000 keys, serial and parallel, with the ratio.
 bench-go:
 	$(CARGO) build --release
 	cd bindings/go && $(GO) test -run '^$$' -bench Authorize -benchtime 1000000x -count 1 .
-	cd bindings/go && $(GO) run ./cmd/authbench
+	cd bindings/go && $(GO) run ./cmd/authbench $(GO_BENCH_ARGS)
 
 ## authorize through the Python package vs hashlib + dict + the limits package.
 bench-python: python-env
-	$(PY) bindings/python/bench/authorize.py
+	$(PY) bindings/python/bench/authorize.py $(PY_BENCH_ARGS)
 
 clean:
 	$(CARGO) clean

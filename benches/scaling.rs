@@ -43,7 +43,7 @@ fn run(n: usize) {
         assert!(minute.check_key(key).is_ok() && hour.check_key(key).is_ok());
     }
     let calls = if quick() { 300_000 } else { 2_000_000 };
-    let rounds = if quick() { 2 } else { 4 };
+    let rounds = if quick() { 2 } else { 3 };
     let (mut ours, mut peer) = (f64::INFINITY, f64::INFINITY);
     for _ in 0..rounds {
         ours = ours.min(best_ns(1, calls, || {

@@ -44,8 +44,8 @@ fn ratio(rounds: usize, calls: usize, f: &(dyn Fn(usize, usize) + Sync)) -> (f64
 }
 
 fn main() {
-    let calls = if quick() { 200_000 } else { 1_000_000 };
-    let rounds = if quick() { 2 } else { 5 };
+    let calls = if quick() { 200_000 } else { 500_000 };
+    let rounds = if quick() { 2 } else { 3 };
     let keys = plaintexts(KEYS);
     let index = |t: usize, i: usize| (2 * i + t) % KEYS;
 

@@ -44,7 +44,11 @@ impl Default for AccountMeter {
 }
 
 /// A key as the hot path sees it: its record, its buckets and its counters.
+///
+/// `repr(C)`: the fields `authorize` touches come first, so that they share as few cache lines
+/// as possible (the record's hot atomics lead [`RecordCell`] for the same reason).
 #[derive(Debug)]
+#[repr(C)]
 pub struct KeyEntry {
     /// The stored digest.
     pub digest: KeyDigest,
@@ -120,12 +124,13 @@ struct Extra {
 
 /// A key's record, stored compactly; the fields `authorize` needs are read without a lock.
 #[derive(Debug)]
+#[repr(C)]
 pub struct RecordCell {
-    cold: Mutex<Cold>,
     access: AtomicU32,
     /// Per-minute, per-hour and concurrent-session overrides; 0 when not overridden.
     limits: [AtomicU32; 3],
     expires_at: AtomicU64,
+    cold: Mutex<Cold>,
 }
 
 fn compact_id(id: &str) -> Option<[u8; 16]> {

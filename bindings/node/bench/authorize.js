@@ -117,6 +117,8 @@ async function main() {
   console.log('');
   console.log(`ratio: addon / plain Node awaited = ${(addon / nodeAwait).toFixed(2)}x, addon / plain Node batched = ${(addon / nodeBatched).toFixed(2)}x`);
   console.log(`ratio against the faster plain-Node way: ${(addon / bestNode).toFixed(2)}x (aim: at least 3x)`);
+  // One machine-readable line for benches/table.py (make bench).
+  console.log(`BENCH node/authorize ours=${addon.toFixed(1)} peer=${bestNode.toFixed(1)} unit=ops/s aim=>=3`);
   engine.close();
 }
 

@@ -148,10 +148,13 @@ def main() -> None:
     print(f"  astack (C extension -> Rust)          {ours_rate:>10,.0f} authorize/s  ({1e9 / ours_rate:,.0f} ns each)")
     print(f"  plain Python (hashlib, dict, limits)  {theirs_rate:>10,.0f} authorize/s  ({1e9 / theirs_rate:,.0f} ns each)")
     print(f"  ratio: {ours_rate / theirs_rate:.1f}x (aim: at least 5x)")
+    # One machine-readable line for benches/table.py (make bench).
+    print(f"BENCH python/authorize ours={ours_rate:.1f} peer={theirs_rate:.1f} unit=ops/s aim=>=5")
     if args.threads > 1:
         ours_mt = max(rate(ours, stream, args.threads) for _ in range(3))
         print(f"astack from {args.threads} threads (the GIL is released inside the engine):")
         print(f"  {ours_mt:>12,.0f} authorize/s ({ours_mt / ours_rate:.2f}x its one-thread rate)")
+        print(f"BENCH python/authorize_{args.threads}_threads_over_one ours={ours_mt / ours_rate:.2f} peer=- unit=x aim=-")
     engine.close()
 
 

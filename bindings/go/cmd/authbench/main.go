@@ -21,6 +21,7 @@ func main() {
 	authbench.Setup()
 	fmt.Printf("GOMAXPROCS=%d, %s\n\n", runtime.GOMAXPROCS(0), runtime.Version())
 	fmt.Printf("%-10s %14s %14s %10s %12s\n", "", "astack ns/op", "plain ns/op", "ratio", "astack B/op")
+	var benchLines []string
 	for _, mode := range []struct {
 		name        string
 		ours, plain func(*testing.B)
@@ -44,6 +45,11 @@ func main() {
 			bytes = ours.AllocedBytesPerOp()
 		}
 		fmt.Printf("%-10s %14.0f %14.0f %9.2fx %12d\n", mode.name, o, p, p/o, bytes)
+		benchLines = append(benchLines, fmt.Sprintf("BENCH go/authorize_%s ours=%.1f peer=%.1f unit=ns aim=-", mode.name, o, p))
 	}
 	fmt.Printf("\nbest of %d alternating rounds; ratio = plain-Go time / astack time (above 1: astack is faster)\n", *rounds)
+	// Machine-readable lines for benches/table.py (make bench).
+	for _, line := range benchLines {
+		fmt.Println(line)
+	}
 }

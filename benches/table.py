@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Collects every benchmark's figures into one table (`make bench` runs it last).
+
+Reads the `BENCH <workload> ours=<x> peer=<y> unit=<u> aim=<text>` lines from the log files
+given as arguments (the Rust benches, and the Node, Python and Go benches), and the criterion
+estimates of the `authorize` and `tokens` groups from target/criterion. Prints a Markdown table:
+workload | ours | peer | ratio | aim. For times (ns) the ratio is ours / peer (below 1: we are
+faster); for rates (ops/s) it is ours / peer (above 1: we are faster).
+
+    python3 benches/table.py target/bench/*.log
+"""
+
+import json
+import os
+import re
+import sys
+
+LINE = re.compile(r"^BENCH (\S+) ours=(\S+) peer=(\S+) unit=(\S+) aim=(\S*)\s*$")
+
+# Criterion rows: workload, our bench id, the peer's bench id, unit, aim.
+CRITERION = [
+    ("rust/authorize_100k_keys (vs governor)", "authorize/astack", "authorize/governor", "<=0.7x time"),
+    ("rust/token_issue (vs jsonwebtoken encode)", "tokens/issue_astack", "tokens/issue_jsonwebtoken", "<1x time"),
+    ("rust/token_verify (vs jsonwebtoken decode)", "tokens/verify_astack", "tokens/verify_jsonwebtoken", "<1x time"),
+]
+
+AIMS = {
+    "scaling/authorize_1M_over_1k": "1M/1k <=2x",
+    "scaling/bytes_per_key_1M": "<=256 B",
+    "threads/two_over_one": ">=1.8x",
+    "node/authorize": ">=3x rate",
+    "python/authorize": ">=5x rate",
+}
+
+
+def criterion_ns(bench_id, root):
+    group, name = bench_id.split("/", 1)
+    for candidate in (name, name.replace("_", "/", 1)):
+        path = os.path.join(root, group, *candidate.split("/"), "new", "estimates.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                return json.load(f)["median"]["point_estimate"]
+    return None
+
+
+def fmt(value, unit):
+    if value is None:
+        return "-"
+    if unit == "ops/s":
+        return f"{value:,.0f} ops/s"
+    if unit == "ns":
+        return f"{value:,.1f} ns"
+    if unit == "B":
+        return f"{value:,.1f} B"
+    return f"{value:.2f}{unit}"
+
+
+def main(paths):
+    root = os.environ.get("CRITERION_DIR", "target/criterion")
+    rows = []
+    for workload, ours_id, peer_id, aim in CRITERION:
+        ours, peer = criterion_ns(ours_id, root), criterion_ns(peer_id, root)
+        if ours is not None:
+            rows.append((workload, ours, peer, "ns", aim))
+    seen = {}
+    for path in paths:
+        try:
+            with open(path, errors="replace") as f:
+                for line in f:
+                    m = LINE.match(line.strip())
+                    if m:
+                        workload, ours, peer, unit, aim = m.groups()
+                        seen[workload] = (
+                            float(ours),
+                            None if peer == "-" else float(peer),
+                            unit,
+                            AIMS.get(workload, aim if aim not in ("", "-") else "-"),
+                        )
+        except OSError as e:
+            print(f"table.py: {e}", file=sys.stderr)
+    rows += [(w, *v) for w, v in seen.items()]
+
+    print("| workload | ours | peer | ratio | aim |")
+    print("|---|---:|---:|---:|---|")
+    for workload, ours, peer, unit, aim in rows:
+        if unit in ("ns", "ops/s") and peer:
+            ratio = f"{ours / peer:.2f}x"
+        else:
+            ratio = "-"
+        if unit == "x":
+            ours_text, peer_text = f"{ours:.2f}x", ("-" if peer is None else f"{peer:.2f}x")
+        else:
+            ours_text, peer_text = fmt(ours, unit), fmt(peer, unit)
+        print(f"| {workload} | {ours_text} | {peer_text} | {ratio} | {aim} |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
