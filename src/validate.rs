@@ -31,16 +31,17 @@ pub fn from_value<T: DeserializeOwned>(
     serde_path_to_error::deserialize(value).map_err(|e| path_error(e, make_error))
 }
 
-/// Names the field of a deserialization error: its path, or for an unknown field the path of
-/// the unknown field itself.
+/// Names the field of a deserialization error: its path, or for an unknown or missing field
+/// the path of that field itself.
 fn path_error<E: std::fmt::Display>(
     error: serde_path_to_error::Error<E>,
     make_error: fn(String, String) -> Error,
 ) -> Error {
     let path = error.path().to_string();
     let message = clean_message(&error.into_inner().to_string());
-    let unknown = message
-        .strip_prefix("unknown field `")
+    let unknown = ["unknown field `", "missing field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
         .and_then(|rest| rest.split_once('`'))
         .map(|(name, _)| printable(name));
     let field = match (path.as_str(), unknown) {
