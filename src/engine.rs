@@ -806,7 +806,11 @@ impl Engine {
 
     /// Deletes a user of the principal's account (`user.write`); returns it.
     pub fn delete_user(&self, principal: &Principal, id: &str) -> Result<User> {
-        self.get_user(principal, id).and_then(|_| principal.require(Operation::UserWrite))?;
+        principal.require(Operation::UserWrite)?;
+        self.store
+            .user(id)?
+            .filter(|user| principal.reaches(&user.account_id, false))
+            .ok_or(Error::NotFound { resource: "user" })?;
         let user = self.store.delete_user(id)?.ok_or(Error::NotFound { resource: "user" })?;
         self.audit_event(&principal.entry, "user.deleted", Some(id), json!({}), self.now())?;
         Ok(user)

@@ -39,16 +39,15 @@ fn path_error<E: std::fmt::Display>(
 ) -> Error {
     let path = error.path().to_string();
     let message = clean_message(&error.into_inner().to_string());
-    let unknown = ["unknown field `", "missing field `"]
-        .iter()
-        .find_map(|prefix| message.strip_prefix(prefix))
-        .and_then(|rest| rest.split_once('`'))
-        .map(|(name, _)| printable(name));
-    let field = match (path.as_str(), unknown) {
-        (".", Some(name)) => name,
-        (".", None) => "body".to_owned(),
-        (_, Some(name)) => format!("{path}.{name}"),
-        (_, None) => path,
+    let named = |prefix: &str| {
+        message.strip_prefix(prefix).and_then(|rest| rest.split_once('`')).map(|(name, _)| printable(name))
+    };
+    // The path of an unknown field already ends with it; that of a missing one is its parent's.
+    let field = match (path.as_str(), named("unknown field `"), named("missing field `")) {
+        (".", Some(name), _) | (".", None, Some(name)) => name,
+        (".", None, None) => "body".to_owned(),
+        (_, None, Some(name)) => format!("{path}.{name}"),
+        _ => path,
     };
     let message = match message.find(", expected one of") {
         Some(cut) => message[..cut].to_owned(),

@@ -177,5 +177,6 @@ pub fn finish(routes: Router, logger: Logger) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(crate::body::buffer_body))
         .layer(middleware::from_fn_with_state(logger, log::log_request))
 }
