@@ -24,7 +24,7 @@ PY_VENV := .venv-python
 PY := $(PY_VENV)/bin/python
 PY_TEST_DEPS := pytest pyjwt limits httpx uvicorn fastapi mypy
 
-.PHONY: all help build demo test test-rust test-c test-node test-python test-go bench bench-rust bench-node bench-python bench-go install examples clean python-env
+.PHONY: all help build demo test test-rust test-c test-node test-python test-go bench bench-rust bench-node bench-python bench-go bench-server install examples clean python-env test-server
 
 all: build
 
@@ -35,17 +35,31 @@ help:
 build:
 	$(CARGO) build --release
 
-## Build and start the reference REST server on 127.0.0.1:8080.
+## Build and start the reference REST server on 127.0.0.1:8080 (Ctrl-C stops it).
+## It prints the admin key (unless ASTACK_ADMIN_KEY is set) and curl lines to paste.
 demo:
-	@echo "The reference server is coming (issue 7); meanwhile 'make test' runs the engine's tests."
+	$(CARGO) build --release -p astack-server
+	./target/release/astack-server --listen 127.0.0.1:8080
 
 ## Every test, all languages.
-test: test-rust test-c test-node test-python test-go
+test: test-rust test-server test-c test-node test-python test-go
 
 ## The Rust core: unit, integration and property tests.
 test-rust:
 	$(CARGO) test --all-targets
 	$(CARGO) test --doc
+
+## The reference server over real HTTP: pytest and schemathesis against the running binary.
+VENV ?= .venv
+$(VENV)/.installed:
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q pytest requests schemathesis pyjwt pyyaml
+	touch $@
+
+test-server: $(VENV)/.installed
+	$(CARGO) build -p astack-server
+	$(VENV)/bin/pytest examples/server/tests -q
+
 
 ## The C ABI: the header is up to date, compiles as C99 and C++11, and the programs of tests/c
 ## pass plain, under AddressSanitizer + UBSan and under valgrind; the quickstart builds against
@@ -123,7 +137,7 @@ test-go:
 	cd examples/go && $(GO) vet ./... && $(GO) test -race -count=1 ./... && $(GO) run .
 
 ## Every benchmark, ours beside the peer's.
-bench: bench-rust bench-node bench-python bench-go
+bench: bench-rust bench-server bench-node bench-python bench-go
 
 ## authorize in Rust vs governor (criterion).
 bench-rust:
@@ -144,6 +158,10 @@ bench-go:
 ## authorize through the Python package vs hashlib + dict + the limits package.
 bench-python: python-env
 	$(PY) bindings/python/bench/authorize.py
+
+## The reference server's throughput beside the bare HTTP stack's (wrk, loopback).
+bench-server:
+	bash benches/server/run.sh
 
 clean:
 	$(CARGO) clean
