@@ -16,7 +16,7 @@ C_LIB_DEBUG := target/debug/libastack.a
 C_LIBS := -lpthread -ldl -lm
 C_TESTS := test_abi test_threads
 
-.PHONY: all help build demo test test-rust test-c test-node test-python test-go bench install examples clean
+.PHONY: all help build demo test test-rust test-c test-node test-python test-go bench bench-stores redis-server install examples clean
 
 all: build
 
@@ -34,10 +34,19 @@ demo:
 ## Every test, all languages.
 test: test-rust test-c
 
-## The Rust core: unit, integration and property tests.
-test-rust:
+# The engine's suites that run a second time over the SQLite store.
+SQLITE_SUITES := sessions concurrency authorize users_usage_audit keys
+
+## The Rust core: unit, integration and property tests (the Redis store's against a real
+## redis-server, installed here when missing), and the engine's suites again over SQLite.
+test-rust: redis-server
 	$(CARGO) test --all-targets
 	$(CARGO) test --doc
+	ASTACK_TEST_STORE=sqlite $(CARGO) test $(addprefix --test ,$(SQLITE_SUITES))
+
+# The Redis store's tests and benchmark start their own redis-server (Debian's package).
+redis-server:
+	@command -v redis-server >/dev/null || { apt-get update && apt-get install -y redis-server; }
 
 ## The C ABI: the header is up to date, compiles as C99 and C++11, and the programs of tests/c
 ## pass plain, under AddressSanitizer + UBSan and under valgrind; the quickstart builds against
@@ -99,8 +108,15 @@ test-go:
 	@echo "test-go: the Go binding is coming (issue 6)"
 
 ## Every benchmark, ours beside the peer's.
-bench:
+bench: bench-stores
 	$(CARGO) bench --bench authorize
+
+STORES_VENV := target/bench-venv
+## authorize over Redis (exact and leasing) and memory, beside Python's `limits` on the same Redis.
+bench-stores: redis-server
+	@test -x $(STORES_VENV)/bin/python || python3 -m venv $(STORES_VENV)
+	@$(STORES_VENV)/bin/python -c 'import limits, redis' 2>/dev/null || $(STORES_VENV)/bin/pip install -q 'limits[redis]'
+	ASTACK_PEER_PYTHON=$(CURDIR)/$(STORES_VENV)/bin/python $(CARGO) bench --bench stores
 
 clean:
 	$(CARGO) clean
