@@ -1,6 +1,7 @@
 # The map of every task. `make demo` runs the reference server; `make test` runs every test.
 SHELL := /bin/bash
 CARGO ?= cargo
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 PREFIX ?= /usr/local
 PROFILE ?= release
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
@@ -16,7 +17,14 @@ C_LIB_DEBUG := target/debug/libastack.a
 C_LIBS := -lpthread -ldl -lm
 C_TESTS := test_abi test_threads
 
-.PHONY: all help build demo test test-rust test-c test-node test-python test-go bench bench-stores redis-server install examples clean
+# The Python binding: a virtual environment at the root, the package installed into it from
+# bindings/python (which builds the Rust library in release), and the test tools.
+PYTHON ?= python3
+PY_VENV := .venv-python
+PY := $(PY_VENV)/bin/python
+PY_TEST_DEPS := pytest pyjwt limits httpx uvicorn fastapi mypy
+
+.PHONY: all help build demo test test-rust test-c test-node test-python test-go bench bench-rust bench-node bench-python bench-go bench-stores redis-server install examples clean python-env
 
 all: build
 
@@ -32,7 +40,7 @@ demo:
 	@echo "The reference server is coming (issue 7); meanwhile 'make test' runs the engine's tests."
 
 ## Every test, all languages.
-test: test-rust test-c
+test: test-rust test-c test-node test-python test-go
 
 # The engine's suites that run a second time over the SQLite store.
 SQLITE_SUITES := sessions concurrency authorize users_usage_audit keys
@@ -95,21 +103,56 @@ install:
 	install -m 644 include/astack.h $(DESTDIR)$(PREFIX)/include/astack.h
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' astack.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/astack.pc
 
-## The Node binding (coming with issue 4).
+## The Node binding: `npm install` builds the Rust library and the N-API addon (node-gyp,
+## offline, --nodedir=/usr), then `node --test` runs bindings/node/test.
 test-node:
-	@echo "test-node: the Node binding is coming (issue 4)"
+	cd bindings/node && npm install && npm test
 
-## The Python binding (coming with issue 5).
-test-python:
-	@echo "test-python: the Python binding is coming (issue 5)"
+$(PY):
+	$(PYTHON) -m venv $(PY_VENV)
+	$(PY) -m pip install -q --upgrade pip
 
-## The Go binding (coming with issue 6).
+# Installs the package (cargo build --release, then the C extension) and the test tools.
+python-env: $(PY)
+	$(PY) -m pip install -q ./bindings/python $(PY_TEST_DEPS)
+
+# Every method and exception, both middlewares over HTTP, 8 threads, PyJWT interop,
+# mypy --strict, and the FastAPI example.
+## The Python binding, in a virtual environment it creates (.venv-python).
+test-python: python-env
+	cd bindings/python && ../../$(PY) -m pytest -q tests
+	$(PY) -m pytest -q examples/python
+
+## The Go binding: builds the static library, then `go vet` and `go test -race` of
+## bindings/go and of the Go worker example (examples/go).
 test-go:
-	@echo "test-go: the Go binding is coming (issue 6)"
+	$(CARGO) build --release
+	@command -v $(GO) >/dev/null || { echo "test-go: Go not found (set GO=/path/to/go)" >&2; exit 1; }
+	cd bindings/go && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+	cd examples/go && $(GO) vet ./... && $(GO) test -race -count=1 ./... && $(GO) run .
 
 ## Every benchmark, ours beside the peer's.
-bench: bench-stores
+bench: bench-rust bench-stores bench-node bench-python bench-go
+
+## authorize in Rust vs governor (criterion).
+bench-rust:
 	$(CARGO) bench --bench authorize
+
+## authorize through the Node addon vs the same policy in plain Node (rate-limiter-flexible).
+bench-node:
+	cd bindings/node && npm install
+	node bindings/node/bench/authorize.js
+
+## Go: Authorize through cgo beside the same policy in plain Go (sha256 + map + x/time/rate),
+## 100,000 keys, serial and parallel, with the ratio.
+bench-go:
+	$(CARGO) build --release
+	cd bindings/go && $(GO) test -run '^$$' -bench Authorize -benchtime 1000000x -count 1 .
+	cd bindings/go && $(GO) run ./cmd/authbench
+
+## authorize through the Python package vs hashlib + dict + the limits package.
+bench-python: python-env
+	$(PY) bindings/python/bench/authorize.py
 
 STORES_VENV := target/bench-venv
 ## authorize over Redis (exact and leasing) and memory, beside Python's `limits` on the same Redis.
@@ -120,3 +163,4 @@ bench-stores: redis-server
 
 clean:
 	$(CARGO) clean
+	rm -rf $(PY_VENV) bindings/python/build bindings/python/src/*.egg-info

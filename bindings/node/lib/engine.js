@@ -1,0 +1,508 @@
+'use strict';
+// Engine and RateLimiter: the Node shape of the C ABI. Records are the library's JSON parsed
+// as-is, so they carry the SPEC's field names; lists come back as arrays; failures throw
+// AstackError subclasses.
+
+const native = require('./native');
+const errors = require('./errors');
+
+const { fromBody, InvalidArgumentError } = errors;
+
+/** SPEC §3 operations and their `astack_operation` numbers. */
+const OPERATIONS = Object.freeze({
+  'session.create': 1,
+  'session.read': 2,
+  'session.terminate': 3,
+  'user.read': 4,
+  'user.write': 5,
+  'billing.read': 6,
+  'billing.write': 7,
+  'worker.read': 8,
+  'worker.write': 9,
+  admin: 10,
+});
+
+/** The scope that allows each operation (SPEC §3), for the `insufficient_scope` body. */
+const SCOPES = Object.freeze({
+  'session.create': 'sessions:write',
+  'session.read': 'sessions:read',
+  'session.terminate': 'sessions:write',
+  'user.read': 'users:read',
+  'user.write': 'users:write',
+  'billing.read': 'billing:read',
+  'billing.write': 'billing:write',
+  'worker.read': 'workers:read',
+  'worker.write': 'workers:write',
+  admin: 'admin:all',
+});
+
+const OPERATION_NAMES = [];
+for (const [name, n] of Object.entries(OPERATIONS)) OPERATION_NAMES[n] = name;
+
+// The native error factory: every failure of the addon is thrown as what this returns.
+native.setErrorFactory((code, body, decision) => {
+  if (decision === null) {
+    if (code === 'engine_closed' && body === null) {
+      return new errors.EngineClosedError('the engine is closed: no call may follow close()', { code });
+    }
+    if (body !== null && body !== undefined && body[0] !== '{') {
+      return fromBody(code, { error: { code, message: body } });
+    }
+    return fromBody(code, body);
+  }
+  return denial(code, decision);
+});
+
+/** The error of a denied, authenticated request, carrying its decision for the headers. */
+function denial(code, decision) {
+  const operation = OPERATION_NAMES[decision.operation];
+  delete decision.operation;
+  let error;
+  switch (code) {
+    case 'insufficient_scope': {
+      const required = SCOPES[operation];
+      error = { code, message: `this operation requires the \`${required}\` scope`, required_scopes: [required] };
+      break;
+    }
+    case 'rate_limited':
+      error = {
+        code,
+        message: `rate limit exceeded for the ${decision.window} window; retry in ${decision.retryAfter} s`,
+        window: decision.window,
+        limit: decision.limit,
+        retry_after: decision.retryAfter,
+      };
+      break;
+    case 'concurrent_session_limit':
+      error = {
+        code,
+        message: `concurrent session limit of ${decision.concurrentSessions} reached`,
+        limit: decision.concurrentSessions,
+      };
+      break;
+    default:
+      error = { code };
+  }
+  const err = fromBody(code, { error });
+  Object.defineProperty(err, 'decision', { value: decision, enumerable: false, writable: true, configurable: true });
+  return err;
+}
+
+function operationNumber(operation) {
+  const n = OPERATIONS[operation];
+  if (n === undefined || typeof operation !== 'string') {
+    throw new InvalidArgumentError(`unknown operation ${JSON.stringify(String(operation))}: one of ${Object.keys(OPERATIONS).join(', ')}`, {
+      code: 'invalid_argument',
+      argument: 'operation',
+    });
+  }
+  return n;
+}
+
+/** The acting key: a key id, or anything carrying `keyId` (a decision, `req.astack`). */
+function actorId(actor) {
+  if (typeof actor === 'string') return actor;
+  if (actor && typeof actor.keyId === 'string') return actor.keyId;
+  throw new TypeError('The "actor" argument must be a key id (string) or an object with a keyId, such as a decision');
+}
+
+function document(value, name) {
+  if (typeof value === 'string') return value;
+  if (value === undefined || value === null || typeof value !== 'object') {
+    throw new TypeError(`The "${name}" argument must be an object`);
+  }
+  return JSON.stringify(value);
+}
+
+function limitOf(options) {
+  if (options === undefined || options === null) return 0;
+  if (typeof options === 'number') return options;
+  return options.limit === undefined ? 0 : options.limit;
+}
+
+function ms(value, name) {
+  if (value instanceof Date) return value.getTime();
+  if (typeof value !== 'number' && typeof value !== 'bigint') {
+    throw new TypeError(`The "${name}" argument must be a number of milliseconds or a Date`);
+  }
+  return value;
+}
+
+// Indices of the addon's CALLS table (src/addon.c).
+const C = {
+  keyCreate: 0, keyList: 1, keyGet: 2, keyRevoke: 3, keyRotate: 4,
+  sessionCreate: 5, sessionGet: 6, sessionList: 7, sessionTerminate: 8, sessionConnect: 9, sessionEnd: 10,
+  tokenIssue: 11, workerRegister: 12, workerUpdate: 13, workerList: 14,
+  userCreate: 15, userGet: 16, userList: 17, userUpdate: 18, userDelete: 19,
+  usageRecord: 20, usageGet: 21, alertCreate: 22, alertList: 23, auditList: 24, metrics: 25,
+};
+
+const kNative = Symbol('astack.native');
+
+// Result numbers (include/astack.h) → stable codes, for the hot path's denials.
+const RESULT_CODES = new Map();
+function resultCode(n) {
+  let code = RESULT_CODES.get(n);
+  if (code === undefined) {
+    code = native.resultCode(n);
+    RESULT_CODES.set(n, code);
+  }
+  return code;
+}
+
+/** The error of a denied request, from the decision buffer `b` (see src/addon.c). */
+function denied(n, b, op) {
+  const code = resultCode(n);
+  if (b[6] === 0) return fromBody(code, null); // not authenticated: no rate data
+  return denial(code, {
+    window: b[1] === 1 ? 'hour' : 'minute',
+    limit: b[2],
+    remaining: b[3],
+    reset: b[4],
+    retryAfter: b[5],
+    requestsPerMinute: b[6],
+    requestsPerHour: b[7],
+    concurrentSessions: b[8],
+    operation: op,
+  });
+}
+
+/**
+ * One astack engine: keys, scopes, limits, sessions, tokens, workers, users, usage and audit.
+ *
+ * `new Engine(config?, options?)`: `config` is the SPEC §11 document (object or JSON text);
+ * `options.clock` `'manual'` (with `options.now`, epoch ms or a Date; default Date.now()) gives
+ * an engine whose time moves only with `setClock`/`advanceClock`. Free it with `close()`; a
+ * finalizer frees it anyway when it is garbage-collected.
+ */
+class Engine {
+  constructor(config, options = {}) {
+    const json = config === undefined || config === null ? null : document(config, 'config');
+    const manual = options.clock === 'manual' || options.manualClock !== undefined;
+    let start = 0;
+    if (manual) {
+      const given = options.now !== undefined ? options.now : options.manualClock;
+      start = given === undefined || given === true ? Date.now() : ms(given, 'now');
+    }
+    this[kNative] = new native.NativeEngine(json, manual, start);
+    this.#decision = this[kNative].decision;
+  }
+
+  #decision;
+
+  /** The library's version, "MAJOR.MINOR.PATCH". */
+  static get version() {
+    return native.version();
+  }
+
+  /** Checks a configuration without making an engine: the configuration with every default
+   *  filled in (secrets redacted), or throws InvalidConfigError naming the field. */
+  static checkConfig(config) {
+    const json = config === undefined || config === null ? null : document(config, 'config');
+    return JSON.parse(native.configCheck(json));
+  }
+
+  /** Frees the engine now. Idempotent; any later call throws EngineClosedError. */
+  close() {
+    this[kNative].close();
+  }
+
+  /** Whether `close()` was called. */
+  get closed() {
+    return this[kNative].isClosed();
+  }
+
+  /**
+   * Decides a request (SPEC §4), synchronously: `apiKey` is the presented key (`''`, null or
+   * undefined when none was), `operation` a SPEC §3 name. Returns the decision of an allowed
+   * request (`keyId`, `accountId`, and the tightest window's `window`, `limit`, `remaining`,
+   * `reset`, `retryAfter`, with the key's `requestsPerMinute`, `requestsPerHour`,
+   * `concurrentSessions`); throws the AstackError of a denied one, which carries the
+   * `decision` when the key was authenticated (for the rate-limit headers).
+   */
+  authorize(apiKey, operation) {
+    let op = OPERATIONS[operation];
+    if (op === undefined) op = operationNumber(operation);
+    const ids = this[kNative].authorize(apiKey, op);
+    const b = this.#decision;
+    if (typeof ids !== 'string') throw denied(ids, b, op);
+    const n = b[9];
+    return {
+      keyId: ids.slice(0, n),
+      accountId: ids.slice(n),
+      window: b[1] === 1 ? 'hour' : 'minute',
+      limit: b[2],
+      remaining: b[3],
+      reset: b[4],
+      retryAfter: b[5],
+      requestsPerMinute: b[6],
+      requestsPerHour: b[7],
+      concurrentSessions: b[8],
+    };
+  }
+
+  /**
+   * The SPEC §5 headers of a decision (or of an error carrying one): `RateLimit-Policy`,
+   * `RateLimit`, and `Retry-After` when rate-limited. `{}` when the key was not authenticated.
+   */
+  rateLimitHeaders(decision) {
+    return rateLimitHeaders(decision);
+  }
+
+  // Keys -------------------------------------------------------------------------------------
+
+  /** The operator's first admin key (`admin:all`, account `default`): generated and returned
+   *  (shown this once) when `plaintext` is omitted; else that key is installed and null
+   *  returned. */
+  bootstrapAdminKey(plaintext) {
+    return JSON.parse(this[kNative].bootstrapAdminKey(plaintext === undefined ? null : plaintext)).key;
+  }
+
+  createKey(actor, request) {
+    return this.#call(C.keyCreate, actor, document(request, 'request'));
+  }
+
+  listKeys(actor, options) {
+    return this.#call(C.keyList, actor, limitOf(options)).data;
+  }
+
+  getKey(actor, id) {
+    return this.#call(C.keyGet, actor, id);
+  }
+
+  revokeKey(actor, id) {
+    return this.#call(C.keyRevoke, actor, id);
+  }
+
+  rotateKey(actor, id, options) {
+    const grace = typeof options === 'number' ? options : (options && options.gracePeriodSeconds) || 0;
+    return this.#call(C.keyRotate, actor, id, grace);
+  }
+
+  // Sessions ---------------------------------------------------------------------------------
+
+  createSession(actor, request) {
+    return this.#call(C.sessionCreate, actor, document(request, 'request'));
+  }
+
+  getSession(actor, id) {
+    return this.#call(C.sessionGet, actor, id);
+  }
+
+  listSessions(actor, options) {
+    return this.#call(C.sessionList, actor, limitOf(options)).data;
+  }
+
+  terminateSession(actor, id) {
+    return this.#call(C.sessionTerminate, actor, id);
+  }
+
+  connectSession(actor, id, sessionToken) {
+    return this.#call(C.sessionConnect, actor, id, sessionToken);
+  }
+
+  endSession(actor, id, request = { outcome: 'completed' }) {
+    return this.#call(C.sessionEnd, actor, id, document(request, 'request'));
+  }
+
+  /** Expires every live session past its expiry; returns how many. */
+  sweepSessions() {
+    return this[kNative].sweepSessions();
+  }
+
+  /** The live sessions held by a key: its concurrent-session slots in use. */
+  sessionSlotsInUse(actor) {
+    return this[kNative].sessionSlotsInUse(actorId(actor));
+  }
+
+  // Tokens -----------------------------------------------------------------------------------
+
+  /** A new session token for a live session. */
+  issueToken(actor, sessionId) {
+    return this.#call(C.tokenIssue, actor, sessionId).session_token;
+  }
+
+  /** Verifies a session token (SPEC §7); returns its claims or throws InvalidTokenError. */
+  verifyToken(token, options = {}) {
+    const audience = options.audience === undefined ? null : options.audience;
+    const sessionId = options.sessionId === undefined ? null : options.sessionId;
+    return JSON.parse(this[kNative].verifyToken(token, audience, sessionId));
+  }
+
+  // Workers ----------------------------------------------------------------------------------
+
+  registerWorker(actor, worker) {
+    return this.#call(C.workerRegister, actor, document(worker, 'worker'));
+  }
+
+  updateWorker(actor, nodeId, change) {
+    return this.#call(C.workerUpdate, actor, nodeId, document(change, 'change'));
+  }
+
+  listWorkers(actor) {
+    return this.#call(C.workerList, actor).data;
+  }
+
+  // Users ------------------------------------------------------------------------------------
+
+  createUser(actor, request) {
+    return this.#call(C.userCreate, actor, document(request, 'request'));
+  }
+
+  getUser(actor, id) {
+    return this.#call(C.userGet, actor, id);
+  }
+
+  listUsers(actor, options) {
+    return this.#call(C.userList, actor, limitOf(options)).data;
+  }
+
+  updateUser(actor, id, change) {
+    return this.#call(C.userUpdate, actor, id, document(change, 'change'));
+  }
+
+  deleteUser(actor, id) {
+    return this.#call(C.userDelete, actor, id);
+  }
+
+  // Usage and alerts -------------------------------------------------------------------------
+
+  recordUsage(actor, request) {
+    return this.#call(C.usageRecord, actor, document(request, 'request'));
+  }
+
+  getUsage(actor) {
+    return this.#call(C.usageGet, actor);
+  }
+
+  createAlert(actor, request) {
+    return this.#call(C.alertCreate, actor, document(request, 'request'));
+  }
+
+  listAlerts(actor) {
+    return this.#call(C.alertList, actor).data;
+  }
+
+  // Audit and metrics ------------------------------------------------------------------------
+
+  listAudit(actor, options) {
+    return this.#call(C.auditList, actor, limitOf(options)).data;
+  }
+
+  metrics(actor) {
+    return this.#call(C.metrics, actor);
+  }
+
+  // Configuration and clock ------------------------------------------------------------------
+
+  /** The configuration in force (secrets redacted). */
+  config() {
+    return JSON.parse(this[kNative].config());
+  }
+
+  /** The engine's time, Unix epoch milliseconds. */
+  now() {
+    return this[kNative].now();
+  }
+
+  /** Sets a manual clock (epoch ms or a Date); it may go backwards. */
+  setClock(time) {
+    this[kNative].setClock(ms(time, 'time'));
+  }
+
+  /** Moves a manual clock forward by `milliseconds`. */
+  advanceClock(milliseconds) {
+    this[kNative].advanceClock(ms(milliseconds, 'milliseconds'));
+  }
+
+  #call(index, actor, a, b) {
+    return JSON.parse(this[kNative].call(index, actorId(actor), a, b));
+  }
+}
+
+if (typeof Symbol.dispose === 'symbol') {
+  Engine.prototype[Symbol.dispose] = function dispose() {
+    this.close();
+  };
+}
+
+/** The SPEC §5 headers of a decision (or of an error carrying one). */
+function rateLimitHeaders(source) {
+  const decision = source && source.decision ? source.decision : source;
+  if (!decision || !decision.requestsPerMinute) return {};
+  const limited = source instanceof errors.RateLimitedError;
+  const allowed = !(source instanceof errors.AstackError);
+  const pair = native.decisionHeaders(
+    allowed,
+    decision.window === 'hour' ? 1 : 0,
+    decision.limit,
+    decision.remaining,
+    decision.reset,
+    decision.retryAfter,
+    decision.requestsPerMinute,
+    decision.requestsPerHour,
+  );
+  if (pair === null) return {};
+  const headers = { 'RateLimit-Policy': pair[0], RateLimit: pair[1] };
+  if (limited) headers['Retry-After'] = String(decision.retryAfter);
+  return headers;
+}
+
+/**
+ * A rate limiter on any string key (a client IP, an end user…) with any set of windows
+ * (SPEC §5): `new RateLimiter([{name: 'minute', limit: 100, period_seconds: 60}, ...])`.
+ */
+class RateLimiter {
+  constructor(windows) {
+    if (!Array.isArray(windows)) throw new TypeError('The "windows" argument must be an array');
+    this[kNative] = new native.NativeLimiter(JSON.stringify(windows));
+    this.windows = windows.map((w) => w.name);
+  }
+
+  /** Takes one token from every window of `key` at `nowMs` (default Date.now()), or none.
+   *  Returns `{allowed, window, limit, remaining, reset, retryAfter, headers}`. */
+  check(key, nowMs = Date.now()) {
+    const r = this[kNative].check(key, ms(nowMs, 'nowMs'));
+    const headers = r[6] ? { 'RateLimit-Policy': r[6], RateLimit: r[7] } : {};
+    if (!r[0]) headers['Retry-After'] = String(r[5]);
+    return {
+      allowed: r[0],
+      window: this.windows[r[1]],
+      limit: r[2],
+      remaining: r[3],
+      reset: r[4],
+      retryAfter: r[5],
+      headers,
+    };
+  }
+
+  /** As `check`, but throws RateLimitedError when denied. */
+  consume(key, nowMs = Date.now()) {
+    const d = this.check(key, nowMs);
+    if (!d.allowed) {
+      const err = fromBody('rate_limited', {
+        error: {
+          code: 'rate_limited',
+          message: `rate limit exceeded for the ${d.window} window; retry in ${d.retryAfter} s`,
+          window: d.window,
+          limit: d.limit,
+          retry_after: d.retryAfter,
+        },
+      });
+      Object.defineProperty(err, 'decision', { value: d, enumerable: false });
+      throw err;
+    }
+    return d;
+  }
+
+  /** Forgets keys whose buckets are full again; returns how many keys remain. */
+  sweep(nowMs = Date.now()) {
+    return this[kNative].sweep(ms(nowMs, 'nowMs'));
+  }
+
+  close() {
+    this[kNative].close();
+  }
+}
+
+module.exports = { Engine, RateLimiter, OPERATIONS, SCOPES, rateLimitHeaders, actorId };
