@@ -65,7 +65,7 @@ $(VENV)/.installed:
 	$(VENV)/bin/pip install -q pytest requests schemathesis pyjwt pyyaml
 	touch $@
 
-test-server: $(VENV)/.installed
+test-server: $(VENV)/.installed redis-server
 	$(CARGO) build -p astack-server
 	$(VENV)/bin/pytest examples/server/tests -q
 
