@@ -31,7 +31,7 @@ NODE_BENCH_ENV := $(if $(BENCH_QUICK),OPS=200000 NODE_OPS=60000,)
 PY_BENCH_ARGS := $(if $(BENCH_QUICK),--requests 50000,)
 GO_BENCH_ARGS := $(if $(BENCH_QUICK),-rounds 2,)
 
-.PHONY: all help build demo test test-rust test-c test-node test-python test-go bench bench-quick bench-table bench-rust bench-node bench-python bench-go install examples clean python-env
+.PHONY: all help build demo test test-rust test-server test-c test-node test-python test-go bench bench-quick bench-table bench-rust bench-server bench-stores bench-node bench-python bench-go redis-server install examples clean python-env
 
 all: build
 
@@ -42,17 +42,40 @@ help:
 build:
 	$(CARGO) build --release
 
-## Build and start the reference REST server on 127.0.0.1:8080.
+## Build and start the reference REST server on 127.0.0.1:8080 (Ctrl-C stops it).
+## It prints the admin key (unless ASTACK_ADMIN_KEY is set) and curl lines to paste.
 demo:
-	@echo "The reference server is coming (issue 7); meanwhile 'make test' runs the engine's tests."
+	$(CARGO) build --release -p astack-server
+	./target/release/astack-server --listen 127.0.0.1:8080
 
 ## Every test, all languages.
-test: test-rust test-c test-node test-python test-go
+test: test-rust test-server test-c test-node test-python test-go
 
-## The Rust core: unit, integration and property tests.
-test-rust:
+# The engine's suites that run a second time over the SQLite store.
+SQLITE_SUITES := sessions concurrency authorize users_usage_audit keys
+
+## The Rust core: unit, integration and property tests (the Redis store's against a real
+## redis-server, installed here when missing), and the engine's suites again over SQLite.
+test-rust: redis-server
 	$(CARGO) test --all-targets
 	$(CARGO) test --doc
+	ASTACK_TEST_STORE=sqlite $(CARGO) test $(addprefix --test ,$(SQLITE_SUITES))
+
+# The Redis store's tests and benchmark start their own redis-server (Debian's package).
+redis-server:
+	@command -v redis-server >/dev/null || { apt-get update && apt-get install -y redis-server; }
+
+## The reference server over real HTTP: pytest and schemathesis against the running binary.
+VENV ?= .venv
+$(VENV)/.installed:
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q pytest requests schemathesis pyjwt pyyaml
+	touch $@
+
+test-server: $(VENV)/.installed redis-server
+	$(CARGO) build -p astack-server
+	$(VENV)/bin/pytest examples/server/tests -q
+
 
 ## The C ABI: the header is up to date, compiles as C99 and C++11, and the programs of tests/c
 ## pass plain, under AddressSanitizer + UBSan and under valgrind; the quickstart builds against
@@ -135,6 +158,8 @@ bench:
 	@mkdir -p $(BENCH_OUT)
 	@rm -f $(BENCH_OUT)/*.log
 	-$(MAKE) --no-print-directory bench-rust
+	-$(MAKE) --no-print-directory bench-server 2>&1 | tee $(BENCH_OUT)/server.log
+	-$(MAKE) --no-print-directory bench-stores 2>&1 | tee $(BENCH_OUT)/stores.log
 	-$(MAKE) --no-print-directory bench-node 2>&1 | tee $(BENCH_OUT)/node.log
 	-$(MAKE) --no-print-directory bench-python 2>&1 | tee $(BENCH_OUT)/python.log
 	-$(MAKE) --no-print-directory bench-go 2>&1 | tee $(BENCH_OUT)/go.log
@@ -173,6 +198,17 @@ bench-go:
 ## authorize through the Python package vs hashlib + dict + the limits package.
 bench-python: python-env
 	$(PY) bindings/python/bench/authorize.py $(PY_BENCH_ARGS)
+
+## The reference server's throughput beside the bare HTTP stack's (wrk, loopback).
+bench-server:
+	bash benches/server/run.sh
+
+STORES_VENV := target/bench-venv
+## authorize over Redis (exact and leasing) and memory, beside Python's `limits` on the same Redis.
+bench-stores: redis-server
+	@test -x $(STORES_VENV)/bin/python || python3 -m venv $(STORES_VENV)
+	@$(STORES_VENV)/bin/python -c 'import limits, redis' 2>/dev/null || $(STORES_VENV)/bin/pip install -q 'limits[redis]'
+	ASTACK_PEER_PYTHON=$(CURDIR)/$(STORES_VENV)/bin/python $(CARGO) bench --bench stores
 
 clean:
 	$(CARGO) clean

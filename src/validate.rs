@@ -31,8 +31,8 @@ pub fn from_value<T: DeserializeOwned>(
     serde_path_to_error::deserialize(value).map_err(|e| path_error(e, make_error))
 }
 
-/// Names the field of a deserialization error: its path, or for an unknown field the path of
-/// the unknown field itself.
+/// Names the field of a deserialization error: its path, or for an unknown or missing field
+/// the path of that field itself.
 fn path_error<E: std::fmt::Display>(
     error: serde_path_to_error::Error<E>,
     make_error: fn(String, String) -> Error,

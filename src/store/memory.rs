@@ -346,6 +346,10 @@ impl Store for MemoryStore {
         let Some(current) = sessions.by_id.get(id) else { return Ok(None) };
         let mut updated = current.clone();
         change(&mut updated)?;
+        if updated == *current {
+            // A read (nothing due, nothing changed): no index to touch.
+            return Ok(Some(updated));
+        }
         let before = current.clone();
         if before.is_live() {
             sessions.release(&before);

@@ -1,0 +1,88 @@
+//! BENCHMARK ONLY (`--no-engine`): the same HTTP stack with the engine taken out, to measure
+//! what the stack itself can serve.
+//!
+//! The session routes answer canned sessions of the real shape, through the same layers (request
+//! log, panic guard, JSON fallbacks), the same body extractor and the same header writing; only
+//! the engine's work is skipped: no key lookup, no scopes, no rate limits, no state, no token
+//! signing. Nothing here checks anything: never serve with it.
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::header::AUTHORIZATION;
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use astack::limits::Headers;
+use astack::session::{CreateSession, CreatedSession, Session, Status};
+use astack::Error;
+
+use crate::app::{bearer, set_rate_headers, ApiError};
+use crate::body::{Id, JsonBody};
+use crate::log::Logger;
+
+/// A fixed stand-in for a signed session token, of a real token's length.
+const TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6ImRlZmF1bHQifQ.eyJpc3MiOiJhc3RhY2siLCJzdWIiOiJzZXNzXzAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwIiwiYXVkIjoibG9jYWwiLCJhY2MiOiJkZWZhdWx0IiwidWlkIjoidXNlcl8xMjMiLCJmZWF0dXJlcyI6WyJ2aXNpb24iLCJ0cmFuc2NyaXB0aW9uIl0sInF1YWxpdHkiOiJoaWdoIiwiaWF0IjoxLCJuYmYiOjEsImV4cCI6NjAxLCJqdGkiOiIwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMCJ9.c2lnbmF0dXJlLXNpZ25hdHVyZS1zaWduYXR1cmUtc2lnbmF0dQ";
+
+fn session(id: String, request: CreateSession) -> Session {
+    Session {
+        id,
+        account_id: "default".into(),
+        status: Status::Pending,
+        end_user_id: request.end_user_id,
+        connection_type: request.connection_type,
+        quality: request.quality,
+        features: request.features,
+        metadata: request.metadata.unwrap_or_else(|| json!({})),
+        key_id: "key_00000000000000000000000000000000".into(),
+        node_id: "local".into(),
+        worker_url: "ws://127.0.0.1:8081".into(),
+        created_at: 1_700_000_000_000,
+        expires_at: 1_700_000_300_000,
+        connected_at: None,
+        ended_at: None,
+        end_reason: None,
+    }
+}
+
+async fn create(JsonBody(request): JsonBody<CreateSession>) -> (StatusCode, Json<CreatedSession>) {
+    let session = session("sess_00000000000000000000000000000000".into(), request);
+    (StatusCode::CREATED, Json(CreatedSession { session, session_token: TOKEN.into() }))
+}
+
+async fn read(Id(id): Id) -> Json<Session> {
+    Json(session(id, CreateSession::new("user_123")))
+}
+
+/// Parses the bearer key like the real middleware, and sets fixed rate-limit headers.
+async fn headers_only(request: Request, next: Next) -> Response {
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let present = request.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer).is_some();
+    let mut response = if present || matched.as_ref().is_some_and(|m| m.as_str() == "/healthz") {
+        next.run(request).await
+    } else {
+        ApiError(Error::MissingApiKey).into_response()
+    };
+    let rate = Headers {
+        policy: "\"minute\";q=10000000;w=60, \"hour\";q=100000000;w=3600".into(),
+        ratelimit: "\"minute\";r=9999999;t=1".into(),
+        retry_after: None,
+    };
+    set_rate_headers(response.headers_mut(), &rate);
+    if let Some(matched) = matched {
+        response.extensions_mut().insert(matched);
+    }
+    response
+}
+
+/// The ceiling's router: the session routes and `/healthz`, canned.
+pub fn router(logger: Logger) -> Router {
+    let routes = Router::new()
+        .route("/api/v1/sessions", axum::routing::post(create))
+        .route("/api/v1/sessions/{id}", get(read))
+        .route("/healthz", get(crate::handlers::healthz))
+        .route_layer(middleware::from_fn(headers_only));
+    crate::app::finish(routes, logger)
+}
