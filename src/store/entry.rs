@@ -426,6 +426,13 @@ mod tests {
     }
 
     #[test]
+    fn entries_stay_small() {
+        // 160 bytes + the Arc's 16 fit the allocator's 192-byte size class: the memory per key
+        // at 1M keys (BENCHMARKS.md) depends on it.
+        assert!(std::mem::size_of::<KeyEntry>() <= 160, "{}", std::mem::size_of::<KeyEntry>());
+    }
+
+    #[test]
     fn writes_are_stored_and_published() {
         let entry = KeyEntry::new([7; 32], record("key_0123456789abcdef0123456789abcdef", "ak_Ab9z", ""), Arc::default());
         assert!(!entry.record.is_revoked() && !entry.record.is_expired(8_999) && entry.record.is_expired(9_000));
