@@ -15,7 +15,10 @@ C_FLAGS := -std=c99 $(C_WARN) -g -Iinclude -DASTACK_EXPECTED_VERSION='"$(VERSION
 C_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 C_LIB_DEBUG := target/debug/libastack.a
 C_LIBS := -lpthread -ldl -lm
-C_TESTS := test_abi test_threads
+C_TESTS := test_abi test_threads test_misuse
+# Run under ThreadSanitizer too, against the shared library (tests/c/tsan.supp says why).
+C_TSAN_TESTS := test_threads test_misuse
+C_TSAN := -fsanitize=thread -fno-omit-frame-pointer
 
 # The Python binding: a virtual environment at the root, the package installed into it from
 # bindings/python (which builds the Rust library in release), and the test tools.
@@ -24,7 +27,7 @@ PY_VENV := .venv-python
 PY := $(PY_VENV)/bin/python
 PY_TEST_DEPS := pytest pyjwt limits httpx uvicorn fastapi mypy
 
-.PHONY: all help build demo test test-rust test-c test-node test-python test-go bench bench-rust bench-node bench-python bench-go bench-server install examples clean python-env test-server
+.PHONY: all help build demo test test-rust test-c test-c-tsan fuzz test-node test-python test-go bench bench-rust bench-node bench-python bench-go bench-server install examples clean python-env test-server
 
 all: build
 
@@ -84,13 +87,39 @@ test-c:
 	  echo "== $$t (valgrind)"; \
 	  valgrind -q --leak-check=full --error-exitcode=1 $(C_OUT)/$$t; \
 	done
+	@$(MAKE) --no-print-directory test-c-tsan
 	@echo "== quickstart against an installed copy (pkg-config)"
 	rm -rf $(C_OUT)/prefix
 	$(MAKE) --no-print-directory install PREFIX=$(CURDIR)/$(C_OUT)/prefix PROFILE=debug
 	PKG_CONFIG_PATH=$(CURDIR)/$(C_OUT)/prefix/lib/pkgconfig $(CC) $(C_WARN) -std=c99 examples/c/quickstart.c \
 	  $$(PKG_CONFIG_PATH=$(CURDIR)/$(C_OUT)/prefix/lib/pkgconfig pkg-config --cflags --libs astack) -o $(C_OUT)/quickstart
 	$(C_OUT)/quickstart
-	@echo "test-c: $(words $(C_TESTS) $(C_TESTS) $(C_TESTS) header quickstart) passed, 0 failed"
+	@echo "test-c: $(words $(C_TESTS) $(C_TESTS) $(C_TESTS) $(C_TSAN_TESTS) header quickstart) passed, 0 failed"
+
+## The threaded C tests under ThreadSanitizer (part of test-c).
+test-c-tsan:
+	$(CARGO) build --lib
+	@mkdir -p $(C_OUT)
+	@set -e; for t in $(C_TSAN_TESTS); do \
+	  echo "== $$t (ThreadSanitizer)"; \
+	  $(CC) $(C_FLAGS) $(C_TSAN) tests/c/$$t.c -Ltarget/debug -lastack -Wl,-rpath,$(CURDIR)/target/debug $(C_LIBS) -o $(C_OUT)/$$t-tsan; \
+	  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/c/tsan.supp" $(C_OUT)/$$t-tsan; \
+	done
+
+## Fuzz every target for FUZZ_SECONDS each (nightly; installs cargo-fuzz if missing). New
+## inputs go to fuzz/work (ignored); a crash stops with its input in fuzz/artifacts: copy it to
+## fuzz/regressions/<target>/ and fix it (tests/fuzz_corpus.rs replays those on stable).
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS := key_format token_verify config session_create ffi_json
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz $$t ($(FUZZ_SECONDS) s)"; \
+	  mkdir -p fuzz/work/$$t; \
+	  $(CARGO) +nightly fuzz run $$t fuzz/work/$$t fuzz/corpus/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -print_final_stats=1 2>&1 | grep -E '^(stat::|Done|==|SUMMARY|.*panicked)' ; \
+	  test $${PIPESTATUS[0]} -eq 0; \
+	done
 
 ## The C example, built against the in-tree header and static library.
 examples:

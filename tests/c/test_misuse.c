@@ -342,14 +342,18 @@ static void *release(void *arg) {
 
 static void across_threads(void) {
   pthread_t maker, users[THREADS], releaser;
+  int created[THREADS + 2], joined = 0;
   int i;
-  CHECK(pthread_create(&maker, NULL, make, NULL) == 0);
-  CHECK(pthread_join(maker, NULL) == 0);
-  for (i = 0; i < THREADS; i++) CHECK(pthread_create(&users[i], NULL, use, (void *)(intptr_t)i) == 0);
-  for (i = 0; i < THREADS; i++) CHECK(pthread_join(users[i], NULL) == 0);
+  /* The check counters are shared: nothing is CHECKed while a thread that CHECKs may run. */
+  created[0] = pthread_create(&maker, NULL, make, NULL);
+  joined += pthread_join(maker, NULL);
+  for (i = 0; i < THREADS; i++) created[i + 1] = pthread_create(&users[i], NULL, use, (void *)(intptr_t)i);
+  for (i = 0; i < THREADS; i++) joined += pthread_join(users[i], NULL);
+  created[THREADS + 1] = pthread_create(&releaser, NULL, release, NULL);
+  joined += pthread_join(releaser, NULL);
+  for (i = 0; i < THREADS + 2; i++) CHECK(created[i] == 0);
+  CHECK(joined == 0);
   for (i = 0; i < THREADS; i++) CHECK(failures[i] == 0);
-  CHECK(pthread_create(&releaser, NULL, release, NULL) == 0);
-  CHECK(pthread_join(releaser, NULL) == 0);
 }
 
 int main(void) {
