@@ -27,7 +27,7 @@ PY_VENV := .venv-python
 PY := $(PY_VENV)/bin/python
 PY_TEST_DEPS := pytest pyjwt limits httpx uvicorn fastapi mypy
 
-.PHONY: all help build demo test test-rust test-c test-c-tsan fuzz test-node test-python test-go bench bench-rust bench-node bench-python bench-go bench-server install examples clean python-env test-server
+.PHONY: all help build demo test test-rust test-server test-c test-c-tsan fuzz test-node test-python test-go bench bench-rust bench-server bench-stores bench-node bench-python bench-go redis-server install examples clean python-env
 
 all: build
 
@@ -47,10 +47,19 @@ demo:
 ## Every test, all languages.
 test: test-rust test-server test-c test-node test-python test-go
 
-## The Rust core: unit, integration and property tests.
-test-rust:
+# The engine's suites that run a second time over the SQLite store.
+SQLITE_SUITES := sessions concurrency authorize users_usage_audit keys
+
+## The Rust core: unit, integration and property tests (the Redis store's against a real
+## redis-server, installed here when missing), and the engine's suites again over SQLite.
+test-rust: redis-server
 	$(CARGO) test --all-targets
 	$(CARGO) test --doc
+	ASTACK_TEST_STORE=sqlite $(CARGO) test $(addprefix --test ,$(SQLITE_SUITES))
+
+# The Redis store's tests and benchmark start their own redis-server (Debian's package).
+redis-server:
+	@command -v redis-server >/dev/null || { apt-get update && apt-get install -y redis-server; }
 
 ## The reference server over real HTTP: pytest and schemathesis against the running binary.
 VENV ?= .venv
@@ -59,7 +68,7 @@ $(VENV)/.installed:
 	$(VENV)/bin/pip install -q pytest requests schemathesis pyjwt pyyaml
 	touch $@
 
-test-server: $(VENV)/.installed
+test-server: $(VENV)/.installed redis-server
 	$(CARGO) build -p astack-server
 	$(VENV)/bin/pytest examples/server/tests -q
 
@@ -166,7 +175,7 @@ test-go:
 	cd examples/go && $(GO) vet ./... && $(GO) test -race -count=1 ./... && $(GO) run .
 
 ## Every benchmark, ours beside the peer's.
-bench: bench-rust bench-server bench-node bench-python bench-go
+bench: bench-rust bench-server bench-stores bench-node bench-python bench-go
 
 ## authorize in Rust vs governor (criterion).
 bench-rust:
@@ -191,6 +200,13 @@ bench-python: python-env
 ## The reference server's throughput beside the bare HTTP stack's (wrk, loopback).
 bench-server:
 	bash benches/server/run.sh
+
+STORES_VENV := target/bench-venv
+## authorize over Redis (exact and leasing) and memory, beside Python's `limits` on the same Redis.
+bench-stores: redis-server
+	@test -x $(STORES_VENV)/bin/python || python3 -m venv $(STORES_VENV)
+	@$(STORES_VENV)/bin/python -c 'import limits, redis' 2>/dev/null || $(STORES_VENV)/bin/pip install -q 'limits[redis]'
+	ASTACK_PEER_PYTHON=$(CURDIR)/$(STORES_VENV)/bin/python $(CARGO) bench --bench stores
 
 clean:
 	$(CARGO) clean

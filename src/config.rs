@@ -1,6 +1,20 @@
 //! The engine configuration (SPEC §11): one JSON document, every field optional.
 //!
 //! Unknown fields and out-of-range values are refused with `invalid_config`, naming the field.
+//!
+//! Beside the SPEC's fields, `store` chooses where the engine keeps its state
+//! ([`StoreConfig`]; see [`crate::store`] for each store's guarantees):
+//!
+//! ```json
+//! {"store": {"kind": "memory"}}
+//! {"store": {"kind": "sqlite", "path": "/var/lib/astack/astack.db"}}
+//! {"store": {"kind": "redis", "url": "redis://127.0.0.1:6379/0", "prefix": "astack:",
+//!            "key_cache_ms": 1000, "fail_open": false, "lease": {"batch": 10}}}
+//! ```
+//!
+//! `memory` is the default. A field that belongs to another kind, a missing `path` or `url`, or
+//! a kind whose cargo feature (`sqlite`, `redis`) was left out of the build is an
+//! `invalid_config` naming the field (`store.kind` for the last).
 
 use serde::Deserialize;
 
@@ -28,6 +42,134 @@ pub struct Config {
     pub workers: Vec<Worker>,
     /// The worker used while none is registered.
     pub default_worker: Worker,
+    /// Where state is kept (default: in memory).
+    pub store: StoreConfig,
+}
+
+/// Which store keeps the engine's state, and its settings (`"store": {...}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `memory` (default), `sqlite` or `redis`.
+    pub kind: StoreKind,
+    /// `sqlite`: the database file (created with its directory if missing).
+    pub path: Option<String>,
+    /// `redis`: the server, `redis://[:password@]host:port/db` (or `unix:///path`).
+    pub url: Option<String>,
+    /// `redis`: prefix of every Redis key (default `astack:`), so engines may share a server.
+    pub prefix: Option<String>,
+    /// `redis`: how long a key's record is served from the process before it is read again
+    /// (default 1,000 ms, 0 to 60,000): the longest a revocation takes to reach this process.
+    pub key_cache_ms: Option<u64>,
+    /// `redis`: when Redis cannot be reached, let the rate-limit step allow requests of keys
+    /// this process knows instead of refusing them with `unavailable` (default false).
+    pub fail_open: Option<bool>,
+    /// `redis`: lease tokens in batches so that the hot path stays in memory (default off).
+    pub lease: Option<LeaseConfig>,
+}
+
+/// The kinds of store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// In process memory; lost when the process ends.
+    #[default]
+    Memory,
+    /// Durable, embedded: one SQLite file.
+    Sqlite,
+    /// Shared by many processes: one Redis server.
+    Redis,
+}
+
+/// Token leasing of the Redis store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseConfig {
+    /// Tokens taken from Redis at once, per key (1 to 10,000).
+    pub batch: u32,
+}
+
+impl StoreConfig {
+    /// Default Redis key prefix.
+    pub const DEFAULT_PREFIX: &'static str = "astack:";
+    /// Default key cache lifetime, ms.
+    pub const DEFAULT_KEY_CACHE_MS: u64 = 1000;
+
+    /// A SQLite store in `path`.
+    pub fn sqlite(path: impl Into<String>) -> Self {
+        StoreConfig { kind: StoreKind::Sqlite, path: Some(path.into()), ..Default::default() }
+    }
+
+    /// A Redis store at `url`, every other setting at its default.
+    pub fn redis(url: impl Into<String>) -> Self {
+        StoreConfig { kind: StoreKind::Redis, url: Some(url.into()), ..Default::default() }
+    }
+
+    /// The Redis key prefix in force.
+    pub fn prefix(&self) -> &str {
+        self.prefix.as_deref().unwrap_or(Self::DEFAULT_PREFIX)
+    }
+
+    /// The key cache lifetime in force, ms.
+    pub fn key_cache_ms(&self) -> u64 {
+        self.key_cache_ms.unwrap_or(Self::DEFAULT_KEY_CACHE_MS)
+    }
+
+    /// Checks the fields against the kind, and each value's range.
+    pub fn validate(&self) -> Result<()> {
+        let redis_only = [
+            ("store.url", self.url.is_some()),
+            ("store.prefix", self.prefix.is_some()),
+            ("store.key_cache_ms", self.key_cache_ms.is_some()),
+            ("store.fail_open", self.fail_open.is_some()),
+            ("store.lease", self.lease.is_some()),
+        ];
+        let sqlite_only = [("store.path", self.path.is_some())];
+        let (kind, foreign): (&str, Vec<_>) = match self.kind {
+            StoreKind::Memory => ("memory", redis_only.iter().chain(&sqlite_only).collect()),
+            StoreKind::Sqlite => ("sqlite", redis_only.iter().collect()),
+            StoreKind::Redis => ("redis", sqlite_only.iter().collect()),
+        };
+        if let Some((field, _)) = foreign.into_iter().find(|(_, given)| *given) {
+            return Err(Error::config(*field, format!("is not a setting of a {kind} store")));
+        }
+        let compiled = match self.kind {
+            StoreKind::Memory => true,
+            StoreKind::Sqlite => cfg!(feature = "sqlite"),
+            StoreKind::Redis => cfg!(feature = "redis"),
+        };
+        if !compiled {
+            return Err(Error::config("store.kind", format!("this build has no {kind} store (cargo feature `{kind}`)")));
+        }
+        match self.kind {
+            StoreKind::Memory => {}
+            StoreKind::Sqlite => match &self.path {
+                None => return Err(Error::config("store.path", "a sqlite store needs a path")),
+                Some(path) if path.is_empty() || path.len() > 4096 || path.contains('\0') => {
+                    return Err(Error::config("store.path", "must be 1 to 4096 bytes without NUL"));
+                }
+                Some(_) => {}
+            },
+            StoreKind::Redis => {
+                match &self.url {
+                    None => return Err(Error::config("store.url", "a redis store needs a url")),
+                    Some(url) if !(url.starts_with("redis://") || url.starts_with("unix://") || url.starts_with("redis+unix://")) || url.len() > 4096 => {
+                        return Err(Error::config("store.url", "must be a redis:// or unix:// URL"));
+                    }
+                    Some(_) => {}
+                }
+                let prefix = self.prefix();
+                if prefix.len() > 64 || prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    return Err(Error::config("store.prefix", "must be at most 64 characters, no spaces"));
+                }
+                in_range("store.key_cache_ms", self.key_cache_ms(), 0, 60_000)?;
+                if let Some(lease) = self.lease {
+                    in_range("store.lease.batch", u64::from(lease.batch), 1, 10_000)?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Session and token lifetimes, in seconds.
@@ -91,6 +233,7 @@ impl Default for Config {
                 capacity: 1000,
                 draining: false,
             },
+            store: StoreConfig::default(),
         }
     }
 }
@@ -157,7 +300,8 @@ impl Config {
                 return Err(Error::config(format!("workers[{i}].node_id"), "node ids must be distinct"));
             }
         }
-        self.default_worker.validate("default_worker", config_error)
+        self.default_worker.validate("default_worker", config_error)?;
+        self.store.validate()
     }
 
     /// The token keyring: the configured keys, or one random key with kid `default`.

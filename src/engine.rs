@@ -177,9 +177,17 @@ fn new_id(prefix: &str) -> String {
 }
 
 impl Engine {
-    /// An engine with the system clock and the in-memory store.
+    /// An engine with the system clock and the store its configuration names (`store`,
+    /// in memory by default).
     pub fn new(config: Config) -> Result<Self> {
-        Self::with_parts(config, Arc::new(SystemClock), Arc::new(MemoryStore::new()))
+        Self::with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// An engine reading time from `clock`, with the store its configuration names.
+    pub fn with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Self> {
+        config.validate()?;
+        let store = crate::store::open(&config.store)?;
+        Self::with_parts(config, clock, store)
     }
 
     /// An engine from a JSON configuration (SPEC §11).

@@ -5,7 +5,6 @@ mod common;
 
 use astack::keys::{self, CreateKey};
 use astack::limits::KeyLimits;
-use astack::store::Store;
 use astack::{Operation, Permission, Scope};
 use common::*;
 use hmac::{Hmac, Mac};

@@ -244,7 +244,6 @@ fn sweep_expires_every_due_session() {
     assert_eq!(by_id(&b.session.id).status, Status::Expired);
 }
 
-use astack::store::Store;
 
 #[test]
 fn final_states_refuse_every_transition_and_delete_returns_them_unchanged() {

@@ -1,10 +1,25 @@
 //! The state layer: where keys, buckets, sessions, workers, users, usage and audit live.
 //!
-//! The engine holds its rules; a [`Store`] only keeps state and makes each method atomic.
-//! [`MemoryStore`] is the default. A durable or shared store implements the same trait, so the
-//! rules never change with the storage.
+//! The engine holds its rules; a [`Store`] only keeps state and makes each method atomic. Three
+//! stores implement the same trait, so the rules never change with the storage; the `store`
+//! object of the configuration chooses one ([`crate::config::StoreConfig`], [`open`]):
+//!
+//! | | [`MemoryStore`] | [`SqliteStore`] (feature `sqlite`) | [`RedisStore`] (feature `redis`) |
+//! |---|---|---|---|
+//! | for | one process, tests | one process that must survive a crash | many processes and machines |
+//! | keys, sessions, users, alerts, audit | lost at exit | durable once acknowledged | shared, as durable as the Redis server is configured |
+//! | token buckets | in process | in process (a restart refills them) | shared in Redis, or leased in batches |
+//! | `requests` counter, `last_used_at` | in process | written behind, at most 1 s late | written behind, at most 1 s late |
+//! | revocation seen by other processes | — | — | within `key_cache_ms` (default 1 s) |
+//! | when the backend fails | — | `unavailable` | `unavailable` (or, with `fail_open`, authorize allows) |
+//!
+//! Each store's module doc states its guarantees in full.
 
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +28,12 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "redis")]
+pub use self::redis::RedisStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
+
+use crate::config::{StoreConfig, StoreKind};
 
 use crate::audit::AuditRecord;
 use crate::error::Result;
@@ -76,6 +97,20 @@ impl KeyEntry {
         let last = self.last_used_at.load(Ordering::Relaxed);
         record.last_used_at = (last > 0).then_some(last);
         record
+    }
+}
+
+/// Opens the store a configuration names (it must have passed [`StoreConfig::validate`]).
+pub fn open(config: &StoreConfig) -> Result<Arc<dyn Store>> {
+    config.validate()?;
+    match config.kind {
+        StoreKind::Memory => Ok(Arc::new(MemoryStore::new())),
+        #[cfg(feature = "sqlite")]
+        StoreKind::Sqlite => Ok(Arc::new(SqliteStore::open(config.path.as_deref().unwrap_or_default())?)),
+        #[cfg(feature = "redis")]
+        StoreKind::Redis => Ok(Arc::new(RedisStore::open(config)?)),
+        #[allow(unreachable_patterns)]
+        _ => Err(crate::error::Error::config("store.kind", "this store is not in this build")),
     }
 }
 

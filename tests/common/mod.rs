@@ -9,7 +9,7 @@ use astack::config::Secret;
 use astack::keys::{CreateKey, CreatedKey};
 use astack::limits::KeyLimits;
 use astack::session::{CreateSession, CreatedSession, EndSession, Outcome, Session};
-use astack::store::MemoryStore;
+use astack::store::{MemoryStore, Store};
 use astack::workers::Worker;
 use astack::{Config, Engine, Error, ManualClock, Operation, Principal};
 
@@ -32,9 +32,14 @@ pub fn worker(node_id: &str, capacity: u32) -> Worker {
 }
 
 /// An engine on a manual clock, its store, and the operator's admin key.
+///
+/// The store is in memory, or SQLite in a temporary directory when `ASTACK_TEST_STORE=sqlite`
+/// (`make test-rust` runs the engine's suites both ways).
 pub struct Fixture {
     pub engine: Engine,
-    pub store: Arc<MemoryStore>,
+    pub store: Arc<dyn Store>,
+    /// Holds the SQLite store's directory until the fixture is dropped.
+    pub dir: Option<tempfile::TempDir>,
     pub admin_key: String,
     /// The operator's admin (`admin:all`, account `default`).
     pub admin: Principal,
@@ -46,11 +51,16 @@ impl Fixture {
     }
 
     pub fn with_config(config: Config) -> Self {
-        let store = Arc::new(MemoryStore::new());
+        let (store, dir) = test_store();
+        Self::with_store(config, store, dir)
+    }
+
+    /// A fixture over `store`.
+    pub fn with_store(config: Config, store: Arc<dyn Store>, dir: Option<tempfile::TempDir>) -> Self {
         let engine = Engine::with_parts(config, Arc::new(ManualClock::new(T0)), store.clone()).expect("engine");
         let admin_key = engine.bootstrap_admin_key(None).expect("bootstrap").expect("generated");
         let admin = engine.authorize(&admin_key, Operation::Admin).expect("admin authorizes").principal;
-        Fixture { engine, store, admin_key, admin }
+        Fixture { engine, store, dir, admin_key, admin }
     }
 
     pub fn clock(&self) -> &ManualClock {
@@ -148,6 +158,20 @@ impl Fixture {
 impl Default for Fixture {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The store `ASTACK_TEST_STORE` names: `memory` (default) or `sqlite` (in a new temporary
+/// directory, returned to be kept alive).
+pub fn test_store() -> (Arc<dyn Store>, Option<tempfile::TempDir>) {
+    match std::env::var("ASTACK_TEST_STORE").as_deref() {
+        Ok("sqlite") => {
+            let dir = tempfile::tempdir().expect("temporary directory");
+            let store = astack::store::SqliteStore::open(dir.path().join("astack.db")).expect("sqlite store");
+            (Arc::new(store), Some(dir))
+        }
+        Ok("memory") | Err(_) => (Arc::new(MemoryStore::new()), None),
+        Ok(other) => panic!("ASTACK_TEST_STORE={other}: expected memory or sqlite"),
     }
 }
 

@@ -1,10 +1,15 @@
 //! `astack-server`: the reference REST server of astack (SPEC §10).
 //!
 //! ```text
-//! astack-server [--listen 127.0.0.1:8080] [--config FILE]
+//! astack-server [--listen 127.0.0.1:8080] [--config FILE] [--data DIR | --redis URL | --memory]
 //! ASTACK_ADMIN_KEY       the bootstrap admin key (a well-formed key); generated and printed when unset
 //! ASTACK_SIGNING_SECRET  the token signing secret (≥ 32 bytes, kid `default`) when the config names none
 //! ```
+//!
+//! State is kept, by default, in SQLite under `./astack-data` (`--data DIR` to move it), so it
+//! survives a restart or a crash; `--redis URL` shares it with other servers through Redis;
+//! `--memory` keeps it in process only. A store named in the configuration file is used when no
+//! flag names one.
 //!
 //! A bad configuration stops the server before it listens, with a message on stderr and exit
 //! code 2. SIGTERM or Ctrl-C shut it down gracefully: in-flight requests finish first.
@@ -16,11 +21,12 @@ mod handlers;
 mod log;
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use astack::config::{Secret, SigningKeyConfig};
+use astack::config::{Secret, SigningKeyConfig, StoreConfig, StoreKind};
 use astack::{Config, Engine};
 use clap::Parser;
 
@@ -34,7 +40,19 @@ struct Args {
 
     /// Engine configuration (SPEC §11), a JSON file.
     #[arg(long, value_name = "FILE")]
-    config: Option<std::path::PathBuf>,
+    config: Option<PathBuf>,
+
+    /// Keep state in SQLite under DIR (the default, in ./astack-data).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["redis", "memory"])]
+    data: Option<PathBuf>,
+
+    /// Share state with other servers through Redis at URL (redis://host:port/db).
+    #[arg(long, value_name = "URL", conflicts_with = "memory")]
+    redis: Option<String>,
+
+    /// Keep state in process memory only: everything is lost when the server stops.
+    #[arg(long)]
+    memory: bool,
 
     /// Benchmark only: serve the session routes with canned answers and no engine at all, to
     /// measure the HTTP stack's own ceiling. Never use it to serve anything.
@@ -97,6 +115,8 @@ fn build_engine(args: &Args) -> Result<(Arc<Engine>, Option<String>), String> {
             config.signing_keys.push(SigningKeyConfig { kid: "default".into(), secret: Secret(secret) });
         }
     }
+    config.store = store(args, config.store);
+    eprintln!("astack-server: state in {}", describe(&config.store));
     let engine = Engine::new(config).map_err(|e| e.to_string())?;
     let admin = env_var("ASTACK_ADMIN_KEY")?;
     let generated = engine.bootstrap_admin_key(admin.as_deref()).map_err(|e| match e {
@@ -107,6 +127,32 @@ fn build_engine(args: &Args) -> Result<(Arc<Engine>, Option<String>), String> {
         other => other.to_string(),
     })?;
     Ok((Arc::new(engine), generated))
+}
+
+/// The default data directory (relative to the working directory).
+const DEFAULT_DATA_DIR: &str = "astack-data";
+
+/// The store the flags choose: `--redis` (keeping the file's other Redis settings), `--data`,
+/// `--memory`; else the configuration file's; else SQLite in the default data directory.
+fn store(args: &Args, configured: StoreConfig) -> StoreConfig {
+    let sqlite_in = |dir: &Path| StoreConfig::sqlite(dir.join("astack.db").to_string_lossy());
+    match (&args.redis, &args.data) {
+        (Some(url), _) if configured.kind == StoreKind::Redis => StoreConfig { url: Some(url.clone()), ..configured },
+        (Some(url), _) => StoreConfig::redis(url.clone()),
+        (None, Some(dir)) => sqlite_in(dir),
+        (None, None) if args.memory => StoreConfig::default(),
+        (None, None) if configured != StoreConfig::default() => configured,
+        (None, None) => sqlite_in(Path::new(DEFAULT_DATA_DIR)),
+    }
+}
+
+/// Where the state lives, for the start banner (never a Redis password).
+fn describe(store: &StoreConfig) -> String {
+    match store.kind {
+        StoreKind::Memory => "memory (lost at exit)".to_owned(),
+        StoreKind::Sqlite => format!("SQLite at {}", store.path.as_deref().unwrap_or("?")),
+        StoreKind::Redis => "Redis (shared)".to_owned(),
+    }
 }
 
 /// An environment variable: `None` when unset, an error when not UTF-8.

@@ -45,11 +45,14 @@ def free_port() -> int:
 class Server:
     """A running astack-server with its admin key, base URL and captured output."""
 
-    def __init__(self, config=None, env=None, args=()):
-        self.port = free_port()
+    def __init__(self, config=None, env=None, args=(), admin_key=None, port=None, directory=None):
+        self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.admin_key = make_key()
-        self.dir = tempfile.mkdtemp(prefix="astack-server-test-")
+        self.admin_key = admin_key or make_key()
+        self.dir = directory or tempfile.mkdtemp(prefix="astack-server-test-")
+        if not {"--data", "--redis", "--memory"} & set(args):
+            # Each server keeps its state in a SQLite file of its own (the server's default store).
+            args = ("--data", str(Path(self.dir) / "data"), *args)
         cmd = [str(BINARY), "--listen", f"127.0.0.1:{self.port}", *args]
         if config is not None:
             path = Path(self.dir) / "config.json"
@@ -105,6 +108,11 @@ class Server:
 
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")
+
+    def kill(self):
+        """SIGKILL: no graceful shutdown, nothing flushed."""
+        self.proc.kill()
+        self.proc.wait()
 
     def stop(self):
         if self.proc.poll() is None:

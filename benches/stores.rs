@@ -1,0 +1,164 @@
+//! `authorize` over each store, in one run, against one `redis-server` started here:
+//!
+//! - the Redis store (every authorization one Lua script taking both windows at once),
+//! - the Redis store leasing tokens in batches of 100 (the hot path in memory),
+//! - the in-memory store,
+//!
+//! then the peer, the `limits` package on the same Redis (`benches/stores/limits_redis.py`,
+//! run with `ASTACK_PEER_PYTHON`, default `python3`), doing the same two windows on the same
+//! number of keys. Everything is single-threaded. Prints a table of ops/s.
+//!
+//! Run with `make bench-stores` (which makes the Python venv for the peer).
+
+use std::hint::black_box;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use astack::config::{LeaseConfig, StoreConfig};
+use astack::keys::CreateKey;
+use astack::limits::KeyLimits;
+use astack::{Config, Engine, Operation, SystemClock};
+use criterion::Criterion;
+
+const KEYS: usize = 1_000;
+const PER_MINUTE: u32 = 10_000_000;
+const PER_HOUR: u32 = 100_000_000;
+const SECONDS: f64 = 3.0;
+
+struct Server(Child, u16);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_redis() -> Server {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server (apt-get install redis-server)");
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/0")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client.get_connection().is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Server(child, port)
+}
+
+fn setup(store: StoreConfig) -> (Engine, Vec<String>) {
+    let engine = Engine::with_clock(Config { store, ..Config::default() }, Arc::new(SystemClock)).expect("engine");
+    let admin_key = engine.bootstrap_admin_key(None).expect("bootstrap").expect("generated");
+    let admin = engine.authorize(&admin_key, Operation::Admin).map_err(|d| d.error).expect("admin").principal;
+    let keys: Vec<String> = (0..KEYS)
+        .map(|i| {
+            let request = CreateKey {
+                account_id: Some(format!("acct-{}", i % 100)),
+                scopes: vec!["sessions:read".into()],
+                limits: KeyLimits {
+                    requests_per_minute: Some(PER_MINUTE),
+                    requests_per_hour: Some(PER_HOUR),
+                    concurrent_sessions: None,
+                },
+                ..Default::default()
+            };
+            engine.create_key(&admin, request).expect("key").key
+        })
+        .collect();
+    for key in &keys {
+        assert!(engine.authorize(key, Operation::SessionRead).is_ok());
+    }
+    (engine, keys)
+}
+
+fn ops_per_second(engine: &Engine, keys: &[String]) -> f64 {
+    let start = Instant::now();
+    let mut done = 0usize;
+    while start.elapsed().as_secs_f64() < SECONDS {
+        for key in keys.iter().cycle().skip(done % keys.len()).take(100) {
+            assert!(engine.authorize(black_box(key), Operation::SessionRead).is_ok());
+        }
+        done += 100;
+    }
+    done as f64 / start.elapsed().as_secs_f64()
+}
+
+fn peer(url: &str) -> Option<f64> {
+    let python = std::env::var("ASTACK_PEER_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/stores/limits_redis.py");
+    let output = Command::new(&python)
+        .args([script, url, &KEYS.to_string(), &SECONDS.to_string()])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        eprintln!("peer failed: {}", String::from_utf8_lossy(&output.stderr).lines().last().unwrap_or(""));
+        return None;
+    }
+    text.split_whitespace().skip_while(|w| *w != "ops/s").nth(1)?.parse().ok()
+}
+
+fn main() {
+    // `cargo test --all-targets` runs benchmarks without `--bench`: a quick smoke test then.
+    let measuring = std::env::args().any(|arg| arg == "--bench");
+    let server = start_redis();
+    let url = format!("redis://127.0.0.1:{}/0", server.1);
+    let exact = StoreConfig { prefix: Some("bench:".into()), ..StoreConfig::redis(&url) };
+    let leased = StoreConfig { prefix: Some("bench-lease:".into()), lease: Some(LeaseConfig { batch: 100 }), ..StoreConfig::redis(&url) };
+    let runs = [
+        ("redis", setup(exact)),
+        ("redis, leasing 100", setup(leased)),
+        ("memory", setup(StoreConfig::default())),
+    ];
+
+    if !measuring {
+        for (name, (engine, keys)) in &runs {
+            for key in keys.iter().take(10) {
+                assert!(engine.authorize(key, Operation::SessionRead).is_ok(), "{name}");
+            }
+        }
+        println!("stores bench: smoke test of 3 stores, 1 passed, 0 failed");
+        return;
+    }
+    let mut criterion = Criterion::default()
+        .configure_from_args()
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1))
+        .sample_size(20);
+    {
+        let mut group = criterion.benchmark_group("stores/authorize");
+        for (name, (engine, keys)) in &runs {
+            let mut i = 0usize;
+            group.bench_function(*name, |b| {
+                b.iter(|| {
+                    i = (i + 1) % keys.len();
+                    engine.authorize(black_box(&keys[i]), Operation::SessionRead).is_ok()
+                })
+            });
+        }
+        group.finish();
+    }
+
+    let ours: Vec<(&str, f64)> = runs.iter().map(|(name, (engine, keys))| (*name, ops_per_second(engine, keys))).collect();
+    let peer = peer(&url);
+    println!();
+    println!("authorize, single thread, {KEYS} keys, two windows, {SECONDS} s each, one redis-server on loopback:");
+    println!("  {:<44} {:>12}", "", "ops/s");
+    for (name, ops) in &ours {
+        println!("  {:<44} {:>12.0}", format!("astack {name}"), ops);
+    }
+    match peer {
+        Some(peer_ops) => {
+            println!("  {:<44} {:>12.0}", "limits (Python) RedisStorage, sliding window", peer_ops);
+            println!("  astack redis / limits redis: {:.1}x", ours[0].1 / peer_ops);
+        }
+        None => println!("  limits (Python): not run (make bench-stores installs it in a venv)"),
+    }
+    println!("  astack leasing / astack memory: {:.2}", ours[1].1 / ours[2].1);
+}

@@ -1,0 +1,732 @@
+//! The durable embedded store: one SQLite file (feature `sqlite`).
+//!
+//! What a caller may rely on:
+//!
+//! - **Durability.** Keys, sessions, workers, users, usage metrics and their idempotency keys,
+//!   alerts and the audit log are written to the file before the call that changes them
+//!   returns: each [`Store`] method is one SQLite transaction, committed in WAL mode with
+//!   `synchronous=FULL`. A change that was acknowledged survives `kill -9` of the process (and a
+//!   power cut, as far as the disk honours `fsync`); a change that was not acknowledged is
+//!   either wholly there or wholly absent.
+//! - **Invariants after any crash.** A key's slots in use are *counted* from its PENDING and
+//!   ACTIVE sessions, and a worker's load likewise, so "slots in use = live sessions" holds
+//!   whatever moment the process died at.
+//! - **Written behind, at most one second late:** the `requests` counter of each account and
+//!   each key's `last_used_at`. They are kept in memory on the hot path and written at most a
+//!   second after they change (and when the store is dropped or [`SqliteStore::flush`]ed); a
+//!   crash may lose the last second of them. A `requests` alert that fires is written at once.
+//! - **Token buckets stay in memory:** a restart refills every key's buckets.
+//! - **One process.** The store caches every key in memory (so that `authorize` never reads
+//!   the disk) and assumes it is the file's only writer: open one file from one process. For
+//!   many processes use the Redis store.
+//! - **Failures.** An I/O or SQLite error is `unavailable` (HTTP 503); nothing is half-applied.
+//! - The audit log is not truncated (unlike the in-memory store's newest 100,000).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::{Mutex, RwLock};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::{AccountMeter, KeyEntry, SessionUpdate, Store};
+use crate::audit::AuditRecord;
+use crate::error::{Error, Result};
+use crate::keys::{digests_equal, KeyDigest, KeyRecord};
+use crate::limits::{Decision, Window};
+use crate::session::Session;
+use crate::usage::{self, Alert};
+use crate::users::User;
+use crate::workers::{self, Worker, WorkerStatus};
+
+/// How long the `requests` counters and `last_used_at` may stay unwritten, ms.
+const WRITE_BEHIND_MS: u64 = 1000;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS keys (
+    seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, digest BLOB NOT NULL UNIQUE,
+    account_id TEXT NOT NULL, json TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS keys_account ON keys (account_id, seq);
+CREATE TABLE IF NOT EXISTS sessions (
+    seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, account_id TEXT NOT NULL,
+    key_id TEXT NOT NULL, node_id TEXT NOT NULL, status TEXT NOT NULL, live INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL, json TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS sessions_account ON sessions (account_id, seq);
+CREATE INDEX IF NOT EXISTS sessions_key_live ON sessions (key_id) WHERE live = 1;
+CREATE INDEX IF NOT EXISTS sessions_node_live ON sessions (node_id) WHERE live = 1;
+CREATE INDEX IF NOT EXISTS sessions_expiry ON sessions (expires_at) WHERE live = 1;
+CREATE TABLE IF NOT EXISTS workers (seq INTEGER PRIMARY KEY, node_id TEXT NOT NULL UNIQUE, json TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (
+    seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, account_id TEXT NOT NULL, json TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS users_account ON users (account_id, seq);
+CREATE TABLE IF NOT EXISTS usage (
+    account_id TEXT NOT NULL, metric TEXT NOT NULL, total INTEGER NOT NULL,
+    PRIMARY KEY (account_id, metric));
+CREATE TABLE IF NOT EXISTS idempotency (
+    account_id TEXT NOT NULL, metric TEXT NOT NULL, key TEXT NOT NULL,
+    PRIMARY KEY (account_id, metric, key));
+CREATE TABLE IF NOT EXISTS alerts (
+    seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, account_id TEXT NOT NULL,
+    metric TEXT NOT NULL, threshold INTEGER NOT NULL, created_at INTEGER NOT NULL, fired_at INTEGER);
+CREATE INDEX IF NOT EXISTS alerts_account ON alerts (account_id, seq);
+CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, account_id TEXT NOT NULL, json TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_account ON audit (account_id, seq);
+INSERT OR IGNORE INTO meta (name, value) VALUES ('schema', '1');
+";
+
+fn db(error: rusqlite::Error) -> Error {
+    Error::Unavailable(format!("sqlite: {error}"))
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::Internal(format!("cannot encode a record: {e}")))
+}
+
+fn from_json<T: DeserializeOwned>(text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| Error::Internal(format!("a stored record is unreadable: {e}")))
+}
+
+fn is_unique_violation(error: &rusqlite::Error) -> bool {
+    matches!(error, rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+fn int(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+#[derive(Default)]
+struct KeyCache {
+    by_digest: HashMap<KeyDigest, Arc<KeyEntry>>,
+    by_id: HashMap<String, Arc<KeyEntry>>,
+}
+
+/// Keeps state in one SQLite file; see the module documentation for its guarantees.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    keys: RwLock<KeyCache>,
+    meters: RwLock<HashMap<String, Arc<AccountMeter>>>,
+    /// Keys used since the last write-behind.
+    dirty: Mutex<HashSet<KeyDigest>>,
+    started: Instant,
+    flushed_at: AtomicU64,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("keys", &self.keys.read().by_id.len()).finish()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed, with its directory) the database at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::Unavailable(format!("sqlite: cannot create {}: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(path).map_err(db)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(db)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0)).map_err(db)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::Unavailable(format!("sqlite: cannot use WAL mode (got {mode})")));
+        }
+        conn.execute_batch("PRAGMA synchronous=FULL;").map_err(db)?;
+        conn.execute_batch(SCHEMA).map_err(db)?;
+        let store = SqliteStore {
+            conn: Mutex::new(conn),
+            keys: RwLock::default(),
+            meters: RwLock::default(),
+            dirty: Mutex::default(),
+            started: Instant::now(),
+            flushed_at: AtomicU64::new(0),
+        };
+        store.load()?;
+        Ok(store)
+    }
+
+    /// Loads every key and account meter into memory.
+    fn load(&self) -> Result<()> {
+        let conn = self.conn.lock();
+        let mut meters = self.meters.write();
+        let mut totals = conn
+            .prepare("SELECT account_id, total FROM usage WHERE metric = ?1")
+            .map_err(db)?;
+        let rows = totals
+            .query_map([usage::REQUESTS], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))
+            .map_err(db)?;
+        for row in rows {
+            let (account, total) = row.map_err(db)?;
+            let meter = meters.entry(account).or_default();
+            meter.requests.store(total as u64, Ordering::Relaxed);
+        }
+        let mut next = conn
+            .prepare("SELECT account_id, MIN(threshold) FROM alerts WHERE metric = ?1 AND fired_at IS NULL GROUP BY account_id")
+            .map_err(db)?;
+        let rows = next
+            .query_map([usage::REQUESTS], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))
+            .map_err(db)?;
+        for row in rows {
+            let (account, threshold) = row.map_err(db)?;
+            meters.entry(account).or_default().next_alert.store(threshold as u64, Ordering::Relaxed);
+        }
+        let mut cache = self.keys.write();
+        let mut stmt = conn.prepare("SELECT digest, json FROM keys ORDER BY seq").map_err(db)?;
+        let rows = stmt
+            .query_map([], |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?)))
+            .map_err(db)?;
+        for row in rows {
+            let (digest, json) = row.map_err(db)?;
+            let digest: KeyDigest =
+                digest.try_into().map_err(|_| Error::Internal("a stored key digest is not 32 bytes".into()))?;
+            let record: KeyRecord = from_json(&json)?;
+            let meter = meters.entry(record.account_id.clone()).or_default().clone();
+            let entry = Arc::new(KeyEntry::new(digest, record, meter));
+            cache.by_id.insert(entry.record.read().id.clone(), entry.clone());
+            cache.by_digest.insert(digest, entry);
+        }
+        Ok(())
+    }
+
+    fn meter(&self, account: &str) -> Arc<AccountMeter> {
+        if let Some(meter) = self.meters.read().get(account) {
+            return meter.clone();
+        }
+        self.meters.write().entry(account.to_owned()).or_default().clone()
+    }
+
+    /// Runs `f` in one immediate transaction, committed when it succeeds.
+    fn tx<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn.lock();
+        Self::tx_on(&mut conn, f)
+    }
+
+    fn tx_on<T>(conn: &mut Connection, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+        let value = f(&tx)?;
+        tx.commit().map_err(db)?;
+        Ok(value)
+    }
+
+    /// Writes the `requests` counters and the `last_used_at` of keys used since the last
+    /// write (done at most a second after they change, and on drop).
+    pub fn flush(&self) -> Result<()> {
+        let dirty: Vec<KeyDigest> = self.dirty.lock().drain().collect();
+        let entries: Vec<Arc<KeyEntry>> = {
+            let cache = self.keys.read();
+            dirty.iter().filter_map(|d| cache.by_digest.get(d).cloned()).collect()
+        };
+        let meters: Vec<(String, u64)> = self
+            .meters
+            .read()
+            .iter()
+            .map(|(account, meter)| (account.clone(), meter.requests.load(Ordering::Relaxed)))
+            .filter(|(_, total)| *total > 0)
+            .collect();
+        let result = self.tx(|tx| {
+            for entry in &entries {
+                let record = entry.snapshot();
+                tx.execute(
+                    "UPDATE keys SET json = json_set(json, '$.last_used_at', ?2) WHERE id = ?1",
+                    params![record.id, record.last_used_at.map(int)],
+                )
+                .map_err(db)?;
+            }
+            for (account, total) in &meters {
+                tx.execute(
+                    "INSERT INTO usage (account_id, metric, total) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (account_id, metric) DO UPDATE SET total = MAX(total, excluded.total)",
+                    params![account, usage::REQUESTS, int(*total)],
+                )
+                .map_err(db)?;
+            }
+            Ok(())
+        });
+        if result.is_err() {
+            // Try again next time.
+            self.dirty.lock().extend(dirty);
+        }
+        result
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn fire(tx: &Transaction<'_>, account: &str, metric: &str, total: u64, now: u64) -> Result<()> {
+        tx.execute(
+            "UPDATE alerts SET fired_at = ?4 WHERE account_id = ?1 AND metric = ?2 AND fired_at IS NULL AND threshold <= ?3",
+            params![account, metric, int(total), int(now)],
+        )
+        .map_err(db)?;
+        Ok(())
+    }
+
+    fn next_requests_alert(tx: &Transaction<'_>, account: &str) -> Result<u64> {
+        let next: Option<i64> = tx
+            .query_row(
+                "SELECT MIN(threshold) FROM alerts WHERE account_id = ?1 AND metric = ?2 AND fired_at IS NULL",
+                params![account, usage::REQUESTS],
+                |row| row.get(0),
+            )
+            .map_err(db)?;
+        Ok(next.map_or(u64::MAX, |n| n as u64))
+    }
+
+    fn live_load(tx: &Connection) -> Result<HashMap<String, u32>> {
+        let mut stmt = tx
+            .prepare_cached("SELECT node_id, COUNT(*) FROM sessions WHERE live = 1 GROUP BY node_id")
+            .map_err(db)?;
+        let rows = stmt.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, u32>(1)?))).map_err(db)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(db)
+    }
+
+    fn all_workers(tx: &Connection) -> Result<Vec<Worker>> {
+        let mut stmt = tx.prepare_cached("SELECT json FROM workers ORDER BY seq").map_err(db)?;
+        let rows = stmt.query_map([], |row| row.get::<_, String>(0)).map_err(db)?;
+        rows.map(|json| from_json(&json.map_err(db)?)).collect()
+    }
+
+    fn json_rows<T: DeserializeOwned>(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<T>> {
+        let mut stmt = conn.prepare_cached(sql).map_err(db)?;
+        let rows = stmt.query_map(params, |row| row.get::<_, String>(0)).map_err(db)?;
+        rows.map(|json| from_json(&json.map_err(db)?)).collect()
+    }
+
+    fn write_session(tx: &Transaction<'_>, session: &Session) -> Result<()> {
+        tx.execute(
+            "UPDATE sessions SET status = ?2, live = ?3, expires_at = ?4, node_id = ?5, json = ?6 WHERE id = ?1",
+            params![
+                session.id,
+                session.status.as_str(),
+                session.is_live(),
+                int(session.expires_at),
+                session.node_id,
+                to_json(session)?
+            ],
+        )
+        .map_err(db)?;
+        Ok(())
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
+
+impl Store for SqliteStore {
+    fn insert_key(&self, digest: KeyDigest, record: KeyRecord) -> Result<()> {
+        let mut conn = self.conn.lock();
+        Self::tx_on(&mut conn, |tx| {
+            match tx.execute(
+                "INSERT INTO keys (id, digest, account_id, json) VALUES (?1, ?2, ?3, ?4)",
+                params![record.id, &digest[..], record.account_id, to_json(&record)?],
+            ) {
+                Err(e) if is_unique_violation(&e) => Err(Error::AlreadyExists { resource: "key" }),
+                other => other.map(drop).map_err(db),
+            }
+        })?;
+        let entry = Arc::new(KeyEntry::new(digest, record.clone(), self.meter(&record.account_id)));
+        let mut cache = self.keys.write();
+        cache.by_digest.insert(digest, entry.clone());
+        cache.by_id.insert(record.id, entry);
+        Ok(())
+    }
+
+    fn key_by_digest(&self, digest: &KeyDigest) -> Result<Option<Arc<KeyEntry>>> {
+        let cache = self.keys.read();
+        Ok(cache.by_digest.get(digest).filter(|entry| digests_equal(&entry.digest, digest)).cloned())
+    }
+
+    fn key(&self, id: &str) -> Result<Option<Arc<KeyEntry>>> {
+        Ok(self.keys.read().by_id.get(id).cloned())
+    }
+
+    fn update_key(&self, id: &str, change: &mut dyn FnMut(&mut KeyRecord)) -> Result<Option<KeyRecord>> {
+        let Some(entry) = self.key(id)? else { return Ok(None) };
+        // The connection's lock serializes updates of a key: none is lost.
+        let mut conn = self.conn.lock();
+        let mut record = entry.snapshot();
+        change(&mut record);
+        Self::tx_on(&mut conn, |tx| {
+            tx.execute("UPDATE keys SET json = ?2 WHERE id = ?1", params![id, to_json(&record)?]).map_err(db)?;
+            Ok(())
+        })?;
+        let mut stored = record.clone();
+        stored.last_used_at = entry.record.read().last_used_at;
+        *entry.record.write() = stored;
+        Ok(Some(entry.snapshot()))
+    }
+
+    fn list_keys(&self, account: Option<&str>, limit: usize) -> Result<Vec<KeyRecord>> {
+        let ids: Vec<String> = {
+            let conn = self.conn.lock();
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id FROM keys WHERE ?1 IS NULL OR account_id = ?1 ORDER BY seq DESC LIMIT ?2",
+                )
+                .map_err(db)?;
+            let rows = stmt.query_map(params![account, sql_limit(limit)], |row| row.get(0)).map_err(db)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(db)?
+        };
+        let cache = self.keys.read();
+        Ok(ids.iter().filter_map(|id| cache.by_id.get(id).map(|e| e.snapshot())).collect())
+    }
+
+    fn take(&self, key: &KeyEntry, windows: &[Window; 2], now: u64) -> Result<Decision> {
+        Ok(key.buckets.try_take(windows, now))
+    }
+
+    fn peek(&self, key: &KeyEntry, windows: &[Window; 2], now: u64) -> Result<Decision> {
+        Ok(key.buckets.peek(windows, now))
+    }
+
+    fn refund(&self, key: &KeyEntry, windows: &[Window; 2], now: u64) -> Result<()> {
+        key.buckets.refund(windows, now);
+        Ok(())
+    }
+
+    fn create_session(&self, mut session: Session, slot_limit: u32, default_worker: &Worker) -> Result<Session> {
+        self.tx(|tx| {
+            let slots: u32 = tx
+                .query_row("SELECT COUNT(*) FROM sessions WHERE key_id = ?1 AND live = 1", [&session.key_id], |r| r.get(0))
+                .map_err(db)?;
+            if slots >= slot_limit {
+                return Err(Error::ConcurrentSessionLimit { limit: slot_limit });
+            }
+            let workers = Self::all_workers(tx)?;
+            let load = Self::live_load(tx)?;
+            let worker = workers::place(&workers, default_worker, |node| load.get(node).copied().unwrap_or(0))?;
+            session.node_id.clone_from(&worker.node_id);
+            session.worker_url.clone_from(&worker.url);
+            tx.execute(
+                "INSERT INTO sessions (id, account_id, key_id, node_id, status, live, expires_at, json)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    session.id,
+                    session.account_id,
+                    session.key_id,
+                    session.node_id,
+                    session.status.as_str(),
+                    session.is_live(),
+                    int(session.expires_at),
+                    to_json(&session)?
+                ],
+            )
+            .map_err(|e| if is_unique_violation(&e) { Error::AlreadyExists { resource: "session" } } else { db(e) })?;
+            Ok(session)
+        })
+    }
+
+    fn session(&self, id: &str) -> Result<Option<Session>> {
+        let conn = self.conn.lock();
+        let json: Option<String> = conn
+            .query_row("SELECT json FROM sessions WHERE id = ?1", [id], |row| row.get(0))
+            .optional()
+            .map_err(db)?;
+        json.map(|j| from_json(&j)).transpose()
+    }
+
+    fn update_session(&self, id: &str, change: SessionUpdate<'_>) -> Result<Option<Session>> {
+        self.tx(|tx| {
+            let json: Option<String> = tx
+                .query_row("SELECT json FROM sessions WHERE id = ?1", [id], |row| row.get(0))
+                .optional()
+                .map_err(db)?;
+            let Some(json) = json else { return Ok(None) };
+            let mut session: Session = from_json(&json)?;
+            change(&mut session)?;
+            Self::write_session(tx, &session)?;
+            Ok(Some(session))
+        })
+    }
+
+    fn list_sessions(&self, account: Option<&str>, limit: usize) -> Result<Vec<Session>> {
+        let conn = self.conn.lock();
+        Self::json_rows(
+            &conn,
+            "SELECT json FROM sessions WHERE ?1 IS NULL OR account_id = ?1 ORDER BY seq DESC LIMIT ?2",
+            params![account, sql_limit(limit)],
+        )
+    }
+
+    fn due_sessions(&self, now: u64) -> Result<Vec<String>> {
+        let conn = self.conn.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT id FROM sessions WHERE live = 1 AND expires_at <= ?1 ORDER BY expires_at, id")
+            .map_err(db)?;
+        let rows = stmt.query_map([int(now)], |row| row.get(0)).map_err(db)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(db)
+    }
+
+    fn slots_in_use(&self, key_id: &str) -> Result<u32> {
+        let conn = self.conn.lock();
+        conn.query_row("SELECT COUNT(*) FROM sessions WHERE key_id = ?1 AND live = 1", [key_id], |r| r.get(0))
+            .map_err(db)
+    }
+
+    fn insert_worker(&self, worker: Worker) -> Result<()> {
+        self.tx(|tx| {
+            match tx.execute(
+                "INSERT INTO workers (node_id, json) VALUES (?1, ?2)",
+                params![worker.node_id, to_json(&worker)?],
+            ) {
+                Err(e) if is_unique_violation(&e) => Err(Error::AlreadyExists { resource: "worker" }),
+                other => other.map(drop).map_err(db),
+            }
+        })
+    }
+
+    fn update_worker(&self, node_id: &str, change: &mut dyn FnMut(&Worker) -> Result<Worker>) -> Result<Option<Worker>> {
+        self.tx(|tx| {
+            let json: Option<String> = tx
+                .query_row("SELECT json FROM workers WHERE node_id = ?1", [node_id], |row| row.get(0))
+                .optional()
+                .map_err(db)?;
+            let Some(json) = json else { return Ok(None) };
+            let worker = change(&from_json(&json)?)?;
+            tx.execute("UPDATE workers SET json = ?2 WHERE node_id = ?1", params![node_id, to_json(&worker)?])
+                .map_err(db)?;
+            Ok(Some(worker))
+        })
+    }
+
+    fn workers(&self) -> Result<Vec<WorkerStatus>> {
+        let conn = self.conn.lock();
+        let load = Self::live_load(&conn)?;
+        Ok(Self::all_workers(&conn)?
+            .into_iter()
+            .map(|worker| {
+                let active_sessions = load.get(&worker.node_id).copied().unwrap_or(0);
+                WorkerStatus { worker, active_sessions }
+            })
+            .collect())
+    }
+
+    fn insert_user(&self, user: User) -> Result<()> {
+        self.tx(|tx| {
+            match tx.execute(
+                "INSERT INTO users (id, account_id, json) VALUES (?1, ?2, ?3)",
+                params![user.id, user.account_id, to_json(&user)?],
+            ) {
+                Err(e) if is_unique_violation(&e) => Err(Error::AlreadyExists { resource: "user" }),
+                other => other.map(drop).map_err(db),
+            }
+        })
+    }
+
+    fn user(&self, id: &str) -> Result<Option<User>> {
+        let conn = self.conn.lock();
+        let json: Option<String> = conn
+            .query_row("SELECT json FROM users WHERE id = ?1", [id], |row| row.get(0))
+            .optional()
+            .map_err(db)?;
+        json.map(|j| from_json(&j)).transpose()
+    }
+
+    fn update_user(&self, id: &str, change: &mut dyn FnMut(&mut User) -> Result<()>) -> Result<Option<User>> {
+        self.tx(|tx| {
+            let json: Option<String> = tx
+                .query_row("SELECT json FROM users WHERE id = ?1", [id], |row| row.get(0))
+                .optional()
+                .map_err(db)?;
+            let Some(json) = json else { return Ok(None) };
+            let mut user: User = from_json(&json)?;
+            change(&mut user)?;
+            tx.execute("UPDATE users SET json = ?2 WHERE id = ?1", params![id, to_json(&user)?]).map_err(db)?;
+            Ok(Some(user))
+        })
+    }
+
+    fn delete_user(&self, id: &str) -> Result<Option<User>> {
+        self.tx(|tx| {
+            let json: Option<String> = tx
+                .query_row("SELECT json FROM users WHERE id = ?1", [id], |row| row.get(0))
+                .optional()
+                .map_err(db)?;
+            let Some(json) = json else { return Ok(None) };
+            tx.execute("DELETE FROM users WHERE id = ?1", [id]).map_err(db)?;
+            from_json(&json).map(Some)
+        })
+    }
+
+    fn list_users(&self, account: &str, limit: usize) -> Result<Vec<User>> {
+        let conn = self.conn.lock();
+        Self::json_rows(
+            &conn,
+            "SELECT json FROM users WHERE account_id = ?1 ORDER BY seq DESC LIMIT ?2",
+            params![account, sql_limit(limit)],
+        )
+    }
+
+    fn count_request(&self, key: &KeyEntry, now: u64) -> Result<()> {
+        let total = key.meter.requests.fetch_add(1, Ordering::Relaxed) + 1;
+        self.dirty.lock().insert(key.digest);
+        if total >= key.meter.next_alert.load(Ordering::Relaxed) {
+            let account = key.record.read().account_id.clone();
+            self.tx(|tx| {
+                tx.execute(
+                    "INSERT INTO usage (account_id, metric, total) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (account_id, metric) DO UPDATE SET total = MAX(total, excluded.total)",
+                    params![account, usage::REQUESTS, int(total)],
+                )
+                .map_err(db)?;
+                Self::fire(tx, &account, usage::REQUESTS, total, now)?;
+                key.meter.next_alert.store(Self::next_requests_alert(tx, &account)?, Ordering::Relaxed);
+                Ok(())
+            })?;
+        }
+        let elapsed = self.elapsed_ms();
+        let last = self.flushed_at.load(Ordering::Relaxed);
+        if elapsed >= last + WRITE_BEHIND_MS
+            && self.flushed_at.compare_exchange(last, elapsed, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn add_usage(&self, account: &str, metric: &str, quantity: u64, idempotency_key: Option<&str>, now: u64) -> Result<(u64, bool)> {
+        let meter = self.meter(account);
+        self.tx(|tx| {
+            let current = |tx: &Transaction<'_>| -> Result<u64> {
+                if metric == usage::REQUESTS {
+                    return Ok(meter.requests.load(Ordering::Relaxed));
+                }
+                let total: Option<i64> = tx
+                    .query_row(
+                        "SELECT total FROM usage WHERE account_id = ?1 AND metric = ?2",
+                        params![account, metric],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .map_err(db)?;
+                Ok(total.unwrap_or(0) as u64)
+            };
+            if let Some(key) = idempotency_key {
+                let inserted = tx
+                    .execute(
+                        "INSERT OR IGNORE INTO idempotency (account_id, metric, key) VALUES (?1, ?2, ?3)",
+                        params![account, metric, key],
+                    )
+                    .map_err(db)?;
+                if inserted == 0 {
+                    return Ok((current(tx)?, false));
+                }
+            }
+            let total = if metric == usage::REQUESTS {
+                meter.requests.fetch_add(quantity, Ordering::Relaxed).saturating_add(quantity)
+            } else {
+                current(tx)?.saturating_add(quantity)
+            };
+            tx.execute(
+                "INSERT INTO usage (account_id, metric, total) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (account_id, metric) DO UPDATE SET total = excluded.total",
+                params![account, metric, int(total)],
+            )
+            .map_err(db)?;
+            Self::fire(tx, account, metric, total, now)?;
+            meter.next_alert.store(Self::next_requests_alert(tx, account)?, Ordering::Relaxed);
+            Ok((total, true))
+        })
+    }
+
+    fn usage(&self, account: &str) -> Result<BTreeMap<String, u64>> {
+        let meter = self.meter(account);
+        let conn = self.conn.lock();
+        let mut stmt = conn.prepare_cached("SELECT metric, total FROM usage WHERE account_id = ?1").map_err(db)?;
+        let rows = stmt
+            .query_map([account], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? as u64)))
+            .map_err(db)?;
+        let mut metrics: BTreeMap<String, u64> = rows.collect::<rusqlite::Result<_>>().map_err(db)?;
+        metrics.insert(usage::REQUESTS.into(), meter.requests.load(Ordering::Relaxed));
+        metrics.entry(usage::SESSION_SECONDS.into()).or_insert(0);
+        Ok(metrics)
+    }
+
+    fn insert_alert(&self, mut alert: Alert, now: u64) -> Result<Alert> {
+        let meter = self.meter(&alert.account_id);
+        self.tx(|tx| {
+            let total = if alert.metric == usage::REQUESTS {
+                meter.requests.load(Ordering::Relaxed)
+            } else {
+                let total: Option<i64> = tx
+                    .query_row(
+                        "SELECT total FROM usage WHERE account_id = ?1 AND metric = ?2",
+                        params![alert.account_id, alert.metric],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .map_err(db)?;
+                total.unwrap_or(0) as u64
+            };
+            if total >= alert.threshold {
+                alert.fired_at = Some(now);
+            }
+            tx.execute(
+                "INSERT INTO alerts (id, account_id, metric, threshold, created_at, fired_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    alert.id,
+                    alert.account_id,
+                    alert.metric,
+                    int(alert.threshold),
+                    int(alert.created_at),
+                    alert.fired_at.map(int)
+                ],
+            )
+            .map_err(db)?;
+            meter.next_alert.store(Self::next_requests_alert(tx, &alert.account_id)?, Ordering::Relaxed);
+            Ok(alert)
+        })
+    }
+
+    fn alerts(&self, account: &str) -> Result<Vec<Alert>> {
+        let conn = self.conn.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id, account_id, metric, threshold, created_at, fired_at FROM alerts WHERE account_id = ?1 ORDER BY seq DESC",
+            )
+            .map_err(db)?;
+        let rows = stmt
+            .query_map([account], |row| {
+                Ok(Alert {
+                    id: row.get(0)?,
+                    account_id: row.get(1)?,
+                    metric: row.get(2)?,
+                    threshold: row.get::<_, i64>(3)? as u64,
+                    created_at: row.get::<_, i64>(4)? as u64,
+                    fired_at: row.get::<_, Option<i64>>(5)?.map(|t| t as u64),
+                })
+            })
+            .map_err(db)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(db)
+    }
+
+    fn append_audit(&self, record: AuditRecord) -> Result<()> {
+        self.tx(|tx| {
+            tx.execute("INSERT INTO audit (account_id, json) VALUES (?1, ?2)", params![record.account_id, to_json(&record)?])
+                .map_err(db)?;
+            Ok(())
+        })
+    }
+
+    fn audit(&self, account: Option<&str>, limit: usize) -> Result<Vec<AuditRecord>> {
+        let conn = self.conn.lock();
+        Self::json_rows(
+            &conn,
+            "SELECT json FROM audit WHERE ?1 IS NULL OR account_id = ?1 ORDER BY seq DESC LIMIT ?2",
+            params![account, sql_limit(limit)],
+        )
+    }
+}

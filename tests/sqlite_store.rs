@@ -1,0 +1,319 @@
+//! The durable embedded store: every kind of record survives reopening, the engine's
+//! invariants hold, and acknowledged changes survive `kill -9` at any moment.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use astack::config::StoreConfig;
+use astack::keys::CreateKey;
+use astack::limits::KeyLimits;
+use astack::session::{CreateSession, EndSession, Outcome, Status};
+use astack::store::{SqliteStore, Store};
+use astack::usage::{CreateAlert, RecordUsage};
+use astack::users::{CreateUser, UpdateUser};
+use astack::workers::UpdateWorker;
+use astack::{Config, Engine, ManualClock, Operation};
+use common::*;
+
+fn open_engine(path: &std::path::Path, now: u64) -> (Engine, Arc<SqliteStore>) {
+    let store = Arc::new(SqliteStore::open(path).expect("open sqlite"));
+    let engine = Engine::with_parts(config(), Arc::new(ManualClock::new(now)), store.clone()).expect("engine");
+    (engine, store)
+}
+
+#[test]
+fn every_kind_of_record_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/astack.db");
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+    let f = Fixture::with_store(config(), store, None);
+    let admin_key = f.admin_key.clone();
+
+    // Keys: one plain, one revoked, one rotated (old one now expires).
+    let client = f.key_with_limits(Some("acme"), &["sessions:read", "sessions:write", "users:read", "users:write", "billing:read", "billing:write"], KeyLimits { concurrent_sessions: Some(3), ..Default::default() });
+    let revoked = f.key_in(Some("acme"), &["sessions:read"]);
+    f.engine.revoke_key(&f.admin, &revoked.record.id).unwrap();
+    let rotated = f.key_in(Some("acme"), &["sessions:read"]);
+    let successor = f.engine.rotate_key(&f.admin, &rotated.record.id, 60).unwrap();
+
+    // Workers.
+    let worker_key = f.operator_worker();
+    f.engine.register_worker(&worker_key, worker("w1", 10)).unwrap();
+    f.engine.register_worker(&worker_key, worker("w2", 10)).unwrap();
+    f.engine.update_worker(&worker_key, "w2", UpdateWorker { capacity: Some(20), ..Default::default() }).unwrap();
+
+    // Sessions in every state.
+    let principal = f.auth(&client.key, Operation::SessionCreate);
+    let pending = f.session(&principal);
+    let active = f.session(&principal);
+    f.connect(&worker_key, &active);
+    let completed = f.session(&principal);
+    f.engine.terminate_session(&principal, &completed.session.id).unwrap();
+    let failed = f.session(&principal);
+    f.end(&worker_key, &failed.session.id, Outcome::Failed, Some("gpu fell over")).unwrap();
+    let expiring = f.session(&principal);
+    f.advance(301_000);
+    f.engine.sweep().unwrap();
+    assert_eq!(f.store.session(&expiring.session.id).unwrap().unwrap().status, Status::Expired);
+    let pending2 = f.session(&principal);
+
+    // Users, usage, alerts.
+    let alice = f.engine.create_user(&principal, CreateUser { name: "Alice".into(), email: Some("a@example.com".into()), metadata: None }).unwrap();
+    let bob = f.engine.create_user(&principal, CreateUser { name: "Bob".into(), email: None, metadata: None }).unwrap();
+    f.engine.update_user(&principal, &alice.id, UpdateUser { name: Some("Alice B".into()), ..Default::default() }).unwrap();
+    f.engine.delete_user(&principal, &bob.id).unwrap();
+    let record = |n, key: &str| RecordUsage { metric: "tokens".into(), quantity: n, idempotency_key: Some(key.into()) };
+    f.engine.record_usage(&principal, record(5, "a")).unwrap();
+    f.engine.record_usage(&principal, record(7, "b")).unwrap();
+    f.engine.create_alert(&principal, CreateAlert { metric: "tokens".into(), threshold: 10 }).unwrap();
+    f.engine.create_alert(&principal, CreateAlert { metric: "tokens".into(), threshold: 100 }).unwrap();
+    for _ in 0..3 {
+        f.auth(&client.key, Operation::SessionRead);
+    }
+
+    let before_keys = f.engine.list_keys(&f.admin, 1000).unwrap();
+    let before_sessions = f.engine.list_sessions(&principal, 1000).unwrap();
+    let before_workers = f.engine.list_workers(&worker_key).unwrap();
+    let before_users = f.engine.list_users(&principal, 1000).unwrap();
+    let before_usage = f.engine.usage(&principal).unwrap();
+    let before_alerts = f.engine.list_alerts(&principal).unwrap();
+    let before_audit = f.engine.audit(&f.admin, 10_000).unwrap();
+    let now = f.now();
+    assert_eq!(before_usage.metrics["tokens"], 12);
+    assert_eq!(before_alerts.iter().filter(|a| a.fired_at.is_some()).count(), 1);
+    drop(f);
+
+    let (engine, store) = open_engine(&path, now);
+    let admin = engine.authorize(&admin_key, Operation::Admin).expect("the admin key survives").principal;
+    let principal = engine.principal(&client.record.id).unwrap();
+    let worker_key = engine.principal(&worker_key.key_id()).unwrap();
+    let without_last_used = |keys: Vec<astack::keys::KeyRecord>| {
+        keys.into_iter().map(|mut k| { k.last_used_at = None; k }).collect::<Vec<_>>()
+    };
+    assert_eq!(without_last_used(engine.list_keys(&admin, 1000).unwrap()), without_last_used(before_keys));
+    assert_eq!(engine.list_sessions(&principal, 1000).unwrap(), before_sessions);
+    let workers = engine.list_workers(&worker_key).unwrap();
+    assert_eq!(serde_json::to_value(&workers).unwrap(), serde_json::to_value(&before_workers).unwrap());
+    assert_eq!(engine.list_users(&principal, 1000).unwrap(), before_users);
+    assert_eq!(engine.usage(&principal).unwrap(), before_usage);
+    assert_eq!(engine.list_alerts(&principal).unwrap(), before_alerts);
+    let audit = engine.audit(&admin, 10_000).unwrap();
+    assert_eq!(&audit[audit.len() - before_audit.len()..], &before_audit[..], "the audit log is kept in order");
+
+    // The records still act: revoked stays revoked, the successor works, slots are counted.
+    assert_eq!(engine.authorize(&revoked.key, Operation::SessionRead).unwrap_err().error.code(), "api_key_revoked");
+    assert!(engine.authorize(&successor.key, Operation::SessionRead).is_ok());
+    assert_eq!(store.slots_in_use(&client.record.id).unwrap(), 2, "pending and pending2 hold slots");
+    let active = engine.get_session(&principal, &active.session.id).unwrap();
+    assert_eq!(active.status, Status::Active);
+    engine.end_session(&worker_key, &active.id, EndSession { outcome: Outcome::Completed, reason: None }).unwrap();
+    assert_eq!(store.slots_in_use(&client.record.id).unwrap(), 1);
+    assert_eq!(engine.get_session(&principal, &pending.session.id).unwrap().status, Status::Expired);
+    assert_eq!(engine.get_session(&principal, &pending2.session.id).unwrap().status, Status::Pending);
+    assert!(engine.get_key(&admin, &client.record.id).unwrap().last_used_at.is_some(), "last_used_at was written behind on drop");
+}
+
+#[test]
+fn a_new_engine_from_config_uses_the_sqlite_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("astack.db");
+    let json = format!(r#"{{"store": {{"kind": "sqlite", "path": "{}"}}}}"#, path.display());
+    let engine = Engine::from_json(&json).unwrap();
+    let key = engine.bootstrap_admin_key(None).unwrap().unwrap();
+    drop(engine);
+    let engine = Engine::from_json(&json).unwrap();
+    assert!(engine.authorize(&key, Operation::Admin).is_ok());
+    assert_eq!(engine.bootstrap_admin_key(None).unwrap().map(|k| k.len()), Some(39), "a second bootstrap makes a new key");
+    let config = Config { store: StoreConfig::sqlite(path.display().to_string()), ..config() };
+    assert!(Engine::new(config).is_ok());
+}
+
+#[test]
+fn a_session_slot_is_released_by_every_final_state_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("astack.db");
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+    let f = Fixture::with_store(config(), store, None);
+    let key = f.key_with_limits(None, &["sessions:read", "sessions:write"], KeyLimits { concurrent_sessions: Some(2), ..Default::default() });
+    let principal = f.principal(&key);
+    let a = f.session(&principal);
+    f.session(&principal);
+    assert_eq!(f.engine.create_session(&principal, CreateSession::new("u")).unwrap_err().code(), "concurrent_session_limit");
+    let now = f.now();
+    drop(f);
+    let (engine, _) = open_engine(&path, now);
+    let principal = engine.principal(&key.record.id).unwrap();
+    assert_eq!(engine.create_session(&principal, CreateSession::new("u")).unwrap_err().code(), "concurrent_session_limit");
+    engine.terminate_session(&principal, &a.session.id).unwrap();
+    assert!(engine.create_session(&principal, CreateSession::new("u")).is_ok());
+}
+
+// ---------------------------------------------------------------------------- crash test
+
+const CHILD_ENV: &str = "ASTACK_CRASH_CHILD_DB";
+const CHILD_KEY_ENV: &str = "ASTACK_CRASH_CHILD_KEY";
+const ROUNDS: usize = 20;
+const SLOT_LIMIT: u32 = 3;
+
+/// The child: opens the store, then creates keys and sessions and moves them on, printing
+/// `ACK <kind> <id> <status>` once each call has returned Ok. Does nothing unless the parent
+/// started it.
+#[test]
+fn crash_child() {
+    let (Ok(path), Ok(admin_key)) = (std::env::var(CHILD_ENV), std::env::var(CHILD_KEY_ENV)) else { return };
+    let config = Config { store: StoreConfig::sqlite(path), ..config() };
+    let engine = Engine::new(config).expect("child engine");
+    engine.bootstrap_admin_key(Some(&admin_key)).expect("bootstrap");
+    let admin = engine.authorize(&admin_key, Operation::Admin).expect("admin").principal;
+    let mut out = std::io::stdout().lock();
+    let mut ack = |line: String| {
+        writeln!(out, "ACK {line}").unwrap();
+        out.flush().unwrap();
+    };
+    let mut seed = u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap()) | 1;
+    let mut random = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    loop {
+        let created = engine
+            .create_key(&admin, CreateKey {
+                account_id: Some("crash".into()),
+                scopes: strings(&["sessions:read", "sessions:write", "billing:write"]),
+                limits: KeyLimits { concurrent_sessions: Some(SLOT_LIMIT), ..Default::default() },
+                ..Default::default()
+            })
+            .expect("create key");
+        ack(format!("key {} -", created.record.id));
+        let principal = engine.principal(&created.record.id).unwrap();
+        let mut live = Vec::new();
+        for _ in 0..8 {
+            match random(4) {
+                0 | 1 => match engine.create_session(&principal, CreateSession::new("crash-user")) {
+                    Ok(s) => {
+                        ack(format!("session {} PENDING {}", s.session.id, created.record.id));
+                        live.push(s);
+                    }
+                    Err(e) => assert_eq!(e.code(), "concurrent_session_limit"),
+                },
+                2 if !live.is_empty() => {
+                    let s = &live[random(live.len() as u64) as usize];
+                    if let Ok(session) = engine.connect_session(&admin, &s.session.id, &s.session_token) {
+                        ack(format!("session {} {} {}", session.id, session.status, created.record.id));
+                    }
+                }
+                _ if !live.is_empty() => {
+                    let s = live.swap_remove(random(live.len() as u64) as usize);
+                    let session = if random(2) == 0 {
+                        engine.terminate_session(&principal, &s.session.id).unwrap()
+                    } else {
+                        engine.end_session(&admin, &s.session.id, EndSession { outcome: Outcome::Failed, reason: Some("x".into()) }).unwrap()
+                    };
+                    ack(format!("session {} {} {}", session.id, session.status, created.record.id));
+                }
+                _ => {
+                    let idem = uuid::Uuid::new_v4().simple().to_string();
+                    let request = RecordUsage { metric: "crash_units".into(), quantity: 1, idempotency_key: Some(idem.clone()) };
+                    engine.record_usage(&principal, request).unwrap();
+                    ack(format!("usage {idem} -"));
+                }
+            }
+        }
+    }
+}
+
+fn rank(status: Status) -> u8 {
+    match status {
+        Status::Pending => 0,
+        Status::Active => 1,
+        _ => 2,
+    }
+}
+
+#[test]
+fn acknowledged_changes_survive_kill_9_at_any_moment() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("astack.db");
+    let admin_key = astack::keys::generate().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let mut keys: HashMap<String, ()> = HashMap::new();
+    let mut sessions: HashMap<String, (Status, String)> = HashMap::new();
+    let mut usage_acks = 0usize;
+    let started = Instant::now();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for round in 0..ROUNDS {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let wait = 20 + (seed >> 33) % 181;
+        let mut child = Command::new(&exe)
+            .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, &path)
+            .env(CHILD_KEY_ENV, &admin_key)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || BufReader::new(stdout).lines().map_while(Result::ok).collect::<Vec<_>>());
+        std::thread::sleep(Duration::from_millis(wait));
+        child.kill().unwrap(); // SIGKILL
+        let status = child.wait().unwrap();
+        assert!(!status.success(), "round {round}: the child must die by the signal");
+        let lines = reader.join().unwrap();
+        for line in lines.iter().filter_map(|l| l.strip_prefix("ACK ")) {
+            let parts: Vec<&str> = line.split(' ').collect();
+            match parts[..] {
+                ["key", id, _] => {
+                    keys.insert(id.to_owned(), ());
+                }
+                ["session", id, status, key_id] => {
+                    let status: Status = serde_json::from_value(serde_json::json!(status)).unwrap();
+                    let entry = sessions.entry(id.to_owned()).or_insert((status, key_id.to_owned()));
+                    if rank(status) >= rank(entry.0) {
+                        entry.0 = status;
+                    }
+                }
+                ["usage", _, _] => usage_acks += 1,
+                _ => panic!("unexpected line {line:?}"),
+            }
+        }
+    }
+    assert!(keys.len() >= ROUNDS / 2, "the children got work done: {} keys", keys.len());
+    assert!(!sessions.is_empty());
+
+    let store = SqliteStore::open(&path).unwrap();
+    for id in keys.keys() {
+        assert!(store.key(id).unwrap().is_some(), "acknowledged key {id} is lost");
+    }
+    for (id, (acked, _)) in &sessions {
+        let stored = store.session(id).unwrap().unwrap_or_else(|| panic!("acknowledged session {id} is lost"));
+        assert!(rank(stored.status) >= rank(*acked), "{id}: stored {} behind acknowledged {acked}", stored.status);
+        if acked.is_final() {
+            assert_eq!(stored.status, *acked, "{id}: a final state never changes");
+        }
+    }
+    let all = store.list_sessions(None, usize::MAX).unwrap();
+    let mut live: HashMap<&str, u32> = HashMap::new();
+    for session in all.iter().filter(|s| s.is_live()) {
+        *live.entry(&session.key_id).or_default() += 1;
+    }
+    for key in store.list_keys(None, usize::MAX).unwrap() {
+        let expected = live.get(key.id.as_str()).copied().unwrap_or(0);
+        assert_eq!(store.slots_in_use(&key.id).unwrap(), expected, "slots of {}", key.id);
+        assert!(expected <= SLOT_LIMIT, "{} holds {expected} live sessions", key.id);
+    }
+    let units = store.usage("crash").unwrap().get("crash_units").copied().unwrap_or(0);
+    assert!(units as usize >= usage_acks, "{units} units stored, {usage_acks} acknowledged");
+    eprintln!(
+        "crash test: {ROUNDS} kills, {} keys, {} sessions, {usage_acks} usage records acknowledged, all present ({:.1} s)",
+        keys.len(),
+        sessions.len(),
+        started.elapsed().as_secs_f64()
+    );
+}
