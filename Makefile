@@ -15,7 +15,10 @@ C_FLAGS := -std=c99 $(C_WARN) -g -Iinclude -DASTACK_EXPECTED_VERSION='"$(VERSION
 C_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 C_LIB_DEBUG := target/debug/libastack.a
 C_LIBS := -lpthread -ldl -lm
-C_TESTS := test_abi test_threads
+C_TESTS := test_abi test_threads test_misuse
+# Run under ThreadSanitizer too, against the shared library (tests/c/tsan.supp says why).
+C_TSAN_TESTS := test_threads test_misuse
+C_TSAN := -fsanitize=thread -fno-omit-frame-pointer
 
 # The Python binding: a virtual environment at the root, the package installed into it from
 # bindings/python (which builds the Rust library in release), and the test tools.
@@ -31,7 +34,7 @@ NODE_BENCH_ENV := $(if $(BENCH_QUICK),OPS=200000 NODE_OPS=60000,)
 PY_BENCH_ARGS := $(if $(BENCH_QUICK),--requests 50000,)
 GO_BENCH_ARGS := $(if $(BENCH_QUICK),-rounds 2,)
 
-.PHONY: all help build demo test test-rust test-server test-c test-node test-python test-go bench bench-quick bench-table bench-rust bench-server bench-stores bench-node bench-python bench-go redis-server install examples clean python-env
+.PHONY: all help build demo test test-rust test-server test-c test-c-tsan fuzz test-node test-python test-go bench bench-quick bench-table bench-rust bench-server bench-stores bench-node bench-python bench-go redis-server install examples clean python-env
 
 all: build
 
@@ -100,13 +103,39 @@ test-c:
 	  echo "== $$t (valgrind)"; \
 	  valgrind -q --leak-check=full --error-exitcode=1 $(C_OUT)/$$t; \
 	done
+	@$(MAKE) --no-print-directory test-c-tsan
 	@echo "== quickstart against an installed copy (pkg-config)"
 	rm -rf $(C_OUT)/prefix
 	$(MAKE) --no-print-directory install PREFIX=$(CURDIR)/$(C_OUT)/prefix PROFILE=debug
 	PKG_CONFIG_PATH=$(CURDIR)/$(C_OUT)/prefix/lib/pkgconfig $(CC) $(C_WARN) -std=c99 examples/c/quickstart.c \
 	  $$(PKG_CONFIG_PATH=$(CURDIR)/$(C_OUT)/prefix/lib/pkgconfig pkg-config --cflags --libs astack) -o $(C_OUT)/quickstart
 	$(C_OUT)/quickstart
-	@echo "test-c: $(words $(C_TESTS) $(C_TESTS) $(C_TESTS) header quickstart) passed, 0 failed"
+	@echo "test-c: $(words $(C_TESTS) $(C_TESTS) $(C_TESTS) $(C_TSAN_TESTS) header quickstart) passed, 0 failed"
+
+## The threaded C tests under ThreadSanitizer (part of test-c).
+test-c-tsan:
+	$(CARGO) build --lib
+	@mkdir -p $(C_OUT)
+	@set -e; for t in $(C_TSAN_TESTS); do \
+	  echo "== $$t (ThreadSanitizer)"; \
+	  $(CC) $(C_FLAGS) $(C_TSAN) tests/c/$$t.c -Ltarget/debug -lastack -Wl,-rpath,$(CURDIR)/target/debug $(C_LIBS) -o $(C_OUT)/$$t-tsan; \
+	  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/c/tsan.supp" $(C_OUT)/$$t-tsan; \
+	done
+
+## Fuzz every target for FUZZ_SECONDS each (nightly; installs cargo-fuzz if missing). New
+## inputs go to fuzz/work (ignored); a crash stops with its input in fuzz/artifacts: copy it to
+## fuzz/regressions/<target>/ and fix it (tests/fuzz_corpus.rs replays those on stable).
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS := key_format token_verify config session_create ffi_json
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz $$t ($(FUZZ_SECONDS) s)"; \
+	  mkdir -p fuzz/work/$$t; \
+	  $(CARGO) +nightly fuzz run $$t fuzz/work/$$t fuzz/corpus/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -print_final_stats=1 2>&1 | grep -E '^(stat::|Done|==|SUMMARY|.*panicked)' ; \
+	  test $${PIPESTATUS[0]} -eq 0; \
+	done
 
 ## The C example, built against the in-tree header and static library.
 examples:
@@ -152,8 +181,8 @@ test-go:
 	cd bindings/go && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 	cd examples/go && $(GO) vet ./... && $(GO) test -race -count=1 ./... && $(GO) run .
 
+# A binding whose toolchain is missing is skipped; the table shows what ran.
 ## Every benchmark, ours beside the peer's, then one table of them all (BENCH_QUICK=1: shorter).
-## A binding whose toolchain is missing is skipped; the table shows what ran.
 bench:
 	@mkdir -p $(BENCH_OUT)
 	@rm -f $(BENCH_OUT)/*.log
@@ -174,8 +203,9 @@ bench-table:
 	@echo; echo "== all benchmarks ($$(nproc) CPUs, $$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
 	@$(PYTHON) benches/table.py $(BENCH_OUT)/*.log
 
-## The Rust benches: authorize vs governor and tokens vs jsonwebtoken (criterion), key-count
-## scaling with memory per key, two threads vs one, and the session life.
+# Criterion: authorize vs governor, tokens vs jsonwebtoken; then key-count scaling with memory
+# per key, two threads vs one, and the session life.
+## The Rust benches, each beside its peer (authorize, tokens, scaling, threads, sessions).
 bench-rust:
 	@mkdir -p $(BENCH_OUT)
 	$(CARGO) bench --bench authorize --bench tokens 2>&1 | tee $(BENCH_OUT)/rust-criterion.log

@@ -542,7 +542,7 @@ impl Engine {
             node_id: String::new(),
             worker_url: String::new(),
             created_at: now,
-            expires_at: now + self.config.sessions.pending_ttl_seconds * 1000,
+            expires_at: now.saturating_add(self.config.sessions.pending_ttl_seconds * 1000),
             connected_at: None,
             ended_at: None,
             end_reason: None,

@@ -93,14 +93,15 @@ impl Window {
     }
 
     /// The arrival time after taking one token, or `None` when the bucket is empty.
+    /// At the end of time (a clock past year 2554 saturates `now`) the bucket stays empty.
     fn take(&self, tat: u64, now: u64) -> Option<u64> {
-        let next = tat.max(now) + self.interval_ns;
+        let next = tat.max(now).checked_add(self.interval_ns)?;
         (next - now <= self.tolerance_ns()).then_some(next)
     }
 
     /// Seconds until one token is back (never 0).
     fn retry_after(&self, tat: u64, now: u64) -> u64 {
-        let available_at = (tat.max(now) + self.interval_ns).saturating_sub(self.tolerance_ns());
+        let available_at = tat.max(now).saturating_add(self.interval_ns).saturating_sub(self.tolerance_ns());
         available_at.saturating_sub(now).div_ceil(NANOS_PER_SEC).max(1)
     }
 }

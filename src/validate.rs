@@ -14,13 +14,90 @@ pub const MAX_METADATA_BYTES: usize = 4096;
 ///
 /// `make_error` builds the error from the field path and a message, so the same routine serves
 /// requests (`invalid_request`) and configuration (`invalid_config`).
+///
+/// An object that repeats a member name (`{"a": 1, "a": 2}`) is refused, naming that member:
+/// JSON leaves its meaning open (RFC 8259 §4), and two parsers that read it differently (one
+/// the first value, another the last) are a classic way past a check.
 pub fn from_json<T: DeserializeOwned>(
     json: &str,
     make_error: fn(String, String) -> Error,
 ) -> Result<T> {
-    let value: Value = serde_json::from_str(json)
-        .map_err(|e| make_error("body".into(), clean_message(&format!("malformed JSON: {e}"))))?;
+    let malformed = |e: &serde_json::Error| make_error("body".into(), clean_message(&format!("malformed JSON: {e}")));
+    let mut parser = serde_json::Deserializer::from_str(json);
+    let value = match serde_path_to_error::deserialize::<_, Strict>(&mut parser) {
+        Ok(Strict(value)) => value,
+        Err(e) if e.inner().classify() == serde_json::error::Category::Data => return Err(path_error(e, make_error)),
+        Err(e) => return Err(malformed(e.inner())),
+    };
+    parser.end().map_err(|e| malformed(&e))?;
     from_value(value, make_error)
+}
+
+/// A JSON value read by a parser that refuses repeated member names.
+struct Strict(Value);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        deserializer.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> std::result::Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> std::result::Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> std::result::Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> std::result::Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> std::result::Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> std::result::Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> std::result::Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Strict(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(name) = map.next_key::<String>()? {
+            if object.contains_key(&name) {
+                return Err(serde::de::Error::custom(format_args!("duplicate field `{}`", printable(&name))));
+            }
+            let Strict(value) = map.next_value()?;
+            object.insert(name, value);
+        }
+        Ok(Value::Object(object))
+    }
 }
 
 /// Like [`from_json`], from an already parsed value.
@@ -40,7 +117,7 @@ fn path_error<E: std::fmt::Display>(
     let path = error.path().to_string();
     let message = clean_message(&error.into_inner().to_string());
     // An unknown or missing field is named itself, not by the object that holds it.
-    let unknown = ["unknown field `", "missing field `"]
+    let unknown = ["unknown field `", "missing field `", "duplicate field `"]
         .iter()
         .find_map(|start| message.strip_prefix(start))
         .and_then(|rest| rest.split_once('`'))
@@ -112,4 +189,39 @@ pub fn printable(text: &str) -> String {
         shown.push('…');
     }
     shown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<Value> {
+        from_json(json, |field, message| Error::InvalidRequest { field, message })
+    }
+
+    fn field(error: Error) -> String {
+        match error {
+            Error::InvalidRequest { field, .. } => field,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn repeated_member_names_are_refused_and_named() {
+        assert_eq!(field(parse(r#"{"end_user_id":"a","end_user_id":"b"}"#).unwrap_err()), "end_user_id");
+        assert_eq!(field(parse(r#"{"metadata":{"k":1,"k":1}}"#).unwrap_err()), "metadata.k");
+        assert_eq!(field(parse(r#"[{"a":1},{"b":1,"b":2}]"#).unwrap_err()), "[1].b");
+        assert!(parse(r#"{"a":{"a":{"a":1}},"b":[{"a":1},{"a":2}]}"#).is_ok());
+    }
+
+    #[test]
+    fn syntax_depth_and_range_are_malformed_json() {
+        for json in ["", "{", "{} {}", "[1,]", "\"\\ud800\"", &"[".repeat(100_000), "1e400", "{\"a\":1e400}"] {
+            assert_eq!(field(parse(json).unwrap_err()), "body", "{json:.20}");
+        }
+        assert_eq!(parse(&format!("{}{}", "[".repeat(100), "]".repeat(100))).unwrap()[0][0].is_array(), true);
+        assert_eq!(parse("18446744073709551615").unwrap(), Value::from(u64::MAX));
+        assert!(parse("-9223372036854775808").unwrap().is_i64());
+        assert!(parse("18446744073709551616").unwrap().is_f64());
+    }
 }

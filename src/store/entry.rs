@@ -286,7 +286,8 @@ impl RecordCell {
     /// Whether the key has expired at `now`.
     #[inline]
     pub fn is_expired(&self, now: u64) -> bool {
-        now >= self.expires_at.load(Ordering::Acquire)
+        let at = self.expires_at.load(Ordering::Acquire);
+        at != NONE && now >= at
     }
 
     /// The key's limit overrides.
@@ -443,7 +444,7 @@ mod tests {
             record.name = "renamed".into();
             record.id = "ignored".into();
         }
-        assert!(entry.record.is_revoked() && !entry.record.is_expired(u64::MAX - 1));
+        assert!(entry.record.is_revoked() && !entry.record.is_expired(u64::MAX));
         let record = entry.record.read();
         assert_eq!((record.revoked_at, record.name.as_str()), (Some(5_000), "renamed"));
         assert_eq!(record.id, "key_0123456789abcdef0123456789abcdef");

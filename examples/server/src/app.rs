@@ -106,12 +106,15 @@ async fn authorize(State(engine): State<AppState>, request: Request, next: Next)
 }
 
 async fn authorized(engine: &Engine, op: Operation, mut request: Request, next: Next) -> Response {
-    let key = match request.headers().get(AUTHORIZATION) {
-        None => "",
-        Some(value) => match value.to_str().ok().and_then(bearer) {
+    // More than one `Authorization` header is refused: which one counts would be ambiguous.
+    let mut values = request.headers().get_all(AUTHORIZATION).iter();
+    let key = match (values.next(), values.next()) {
+        (None, _) => "",
+        (Some(value), None) => match value.to_str().ok().and_then(bearer) {
             Some(key) => key,
             None => return ApiError(Error::InvalidApiKey).into_response(),
         },
+        (Some(_), Some(_)) => return ApiError(Error::InvalidApiKey).into_response(),
     };
     match engine.authorize(key, op) {
         Ok(authorization) => {
