@@ -42,7 +42,13 @@ fn run(n: usize) {
         assert!(engine.authorize(key, Operation::SessionRead).is_ok());
         assert!(minute.check_key(key).is_ok() && hour.check_key(key).is_ok());
     }
-    let calls = if quick() { 300_000 } else { 2_000_000 };
+    let calls = if n <= 1_000 && std::env::args().any(|a| a == "--smoke") {
+        10_000
+    } else if quick() {
+        300_000
+    } else {
+        2_000_000
+    };
     let rounds = if quick() { 2 } else { 3 };
     let (mut ours, mut peer) = (f64::INFINITY, f64::INFINITY);
     for _ in 0..rounds {
@@ -67,8 +73,10 @@ fn main() {
         return run(args[i + 1].parse().expect("a key count"));
     }
     let mut results = Vec::new();
-    for n in SIZES {
-        let out = Command::new(std::env::current_exe().expect("exe")).args(["--keys", &n.to_string()]).output().expect("child");
+    let sizes = if smoke() { &[100, 1_000][..] } else { &SIZES[..] };
+    for &n in sizes {
+        let out = Command::new(std::env::current_exe().expect("exe")).args(["--keys", &n.to_string()])
+            .args(smoke().then_some("--smoke")).output().expect("child");
         let text = String::from_utf8_lossy(&out.stdout);
         let line = text.lines().find(|l| l.starts_with("CHILD")).unwrap_or_else(|| panic!("no result for {n}: {text}"));
         let f: Vec<f64> = line.split_whitespace().skip(2).map(|x| x.parse().unwrap()).collect();

@@ -38,8 +38,8 @@ fn main() {
         engine.connect_session(&principal, &id, &created.session_token).expect("connect");
         engine.end_session(&principal, &id, EndSession { outcome: Outcome::Completed, reason: None }).expect("end");
     };
-    let n = if quick() { 5_000 } else { 30_000 };
-    for _ in 0..1_000 {
+    let n = if smoke() { 200 } else if quick() { 5_000 } else { 30_000 };
+    for _ in 0..if smoke() { 10 } else { 1_000 } {
         life();
     }
     let mut best = 0f64;

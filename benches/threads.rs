@@ -16,7 +16,7 @@ use astack::Operation;
 use common::*;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-const KEYS: usize = 100_000;
+const BENCH_KEYS: usize = 100_000;
 
 /// Calls per second with `threads` threads each making `calls` calls of `f(thread, i)`.
 fn rate(threads: usize, calls: usize, f: &(dyn Fn(usize, usize) + Sync)) -> f64 {
@@ -44,10 +44,11 @@ fn ratio(rounds: usize, calls: usize, f: &(dyn Fn(usize, usize) + Sync)) -> (f64
 }
 
 fn main() {
-    let calls = if quick() { 200_000 } else { 500_000 };
-    let rounds = if quick() { 2 } else { 3 };
-    let keys = plaintexts(KEYS);
-    let index = |t: usize, i: usize| (2 * i + t) % KEYS;
+    let keys_n = if smoke() { 1_000 } else { BENCH_KEYS };
+    let calls = if smoke() { 10_000 } else if quick() { 200_000 } else { 500_000 };
+    let rounds = if quick() || smoke() { 2 } else { 3 };
+    let keys = plaintexts(keys_n);
+    let index = |t: usize, i: usize| (2 * i + t) % keys_n;
 
     let minute: DefaultKeyedRateLimiter<String> = RateLimiter::keyed(Quota::per_minute(NonZeroU32::new(PER_MINUTE).unwrap()));
     let hour: DefaultKeyedRateLimiter<String> = RateLimiter::keyed(Quota::per_hour(NonZeroU32::new(PER_HOUR).unwrap()));

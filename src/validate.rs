@@ -219,7 +219,7 @@ mod tests {
         for json in ["", "{", "{} {}", "[1,]", "\"\\ud800\"", &"[".repeat(100_000), "1e400", "{\"a\":1e400}"] {
             assert_eq!(field(parse(json).unwrap_err()), "body", "{json:.20}");
         }
-        assert_eq!(parse(&format!("{}{}", "[".repeat(100), "]".repeat(100))).unwrap()[0][0].is_array(), true);
+        assert!(parse(&format!("{}{}", "[".repeat(100), "]".repeat(100))).unwrap()[0][0].is_array());
         assert_eq!(parse("18446744073709551615").unwrap(), Value::from(u64::MAX));
         assert!(parse("-9223372036854775808").unwrap().is_i64());
         assert!(parse("18446744073709551616").unwrap().is_f64());

@@ -22,6 +22,12 @@ pub fn quick() -> bool {
     std::env::var_os("BENCH_QUICK").is_some_and(|v| v != "0" && !v.is_empty())
 }
 
+/// Whether this run is `cargo test --all-targets` (a smoke run: tiny sizes) rather than
+/// `cargo bench` (which passes `--bench`).
+pub fn smoke() -> bool {
+    !std::env::args().any(|a| a == "--bench" || a == "--keys")
+}
+
 /// One line for `benches/table.py`: `BENCH <workload> ours=<x> peer=<y> unit=<u> aim=<text>`.
 pub fn report(workload: &str, ours: f64, peer: Option<f64>, unit: &str, aim: &str) {
     let peer = peer.map_or_else(|| "-".to_owned(), |p| format!("{p:.1}"));

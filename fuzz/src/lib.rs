@@ -543,8 +543,11 @@ pub fn ffi_json(data: &[u8]) {
     });
 }
 
+/// A fuzz target: its name and its entry point.
+pub type Target = (&'static str, fn(&[u8]));
+
 /// Every target, by name, for the replay test.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[Target] = &[
     ("key_format", key_format),
     ("token_verify", token_verify),
     ("config", config),
