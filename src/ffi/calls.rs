@@ -19,7 +19,7 @@ use std::ffi::c_char;
 use serde_json::json;
 
 use super::astack_result;
-use super::{astack_engine, call, engine_ref, json_call, list, optional_text, page, principal, put, request, text, to_json, Failure};
+use super::{acting, astack_engine, call, engine_ref, json_call, list, optional_text, page, put, request, text, to_json, Failure};
 use crate::keys::CreateKey;
 use crate::session::{CreateSession, EndSession};
 use crate::usage::{CreateAlert, RecordUsage};
@@ -57,11 +57,9 @@ pub extern "C" fn astack_key_create(
     request_json: *const c_char,
     out_json: *mut *mut c_char,
 ) -> astack_result {
-    json_call(out_json, || {
-        let engine = engine_ref(engine)?;
-        let principal = principal(engine, key_id)?;
+    acting(engine, key_id, out_json, |engine, principal| {
         let request: CreateKey = request(request_json, "request_json")?;
-        to_json(&engine.create_key(&principal, request)?)
+        to_json(&engine.create_key(principal, request)?)
     })
 }
 
@@ -73,10 +71,8 @@ pub extern "C" fn astack_key_list(
     limit: u32,
     out_json: *mut *mut c_char,
 ) -> astack_result {
-    json_call(out_json, || {
-        let engine = engine_ref(engine)?;
-        let principal = principal(engine, key_id)?;
-        list(&engine.list_keys(&principal, page(limit)?)?)
+    acting(engine, key_id, out_json, |engine, principal| {
+        list(&engine.list_keys(principal, page(limit)?)?)
     })
 }
 
@@ -88,10 +84,8 @@ pub extern "C" fn astack_key_get(
     id: *const c_char,
     out_json: *mut *mut c_char,
 ) -> astack_result {
-    json_call(out_json, || {
-        let engine = engine_ref(engine)?;
-        let principal = principal(engine, key_id)?;
-        to_json(&engine.get_key(&principal, text(id, "id")?)?)
+    acting(engine, key_id, out_json, |engine, principal| {
+        to_json(&engine.get_key(principal, text(id, "id")?)?)
     })
 }
 
@@ -103,10 +97,8 @@ pub extern "C" fn astack_key_revoke(
     id: *const c_char,
     out_json: *mut *mut c_char,
 ) -> astack_result {
-    json_call(out_json, || {
-        let engine = engine_ref(engine)?;
-        let principal = principal(engine, key_id)?;
-        to_json(&engine.revoke_key(&principal, text(id, "id")?)?)
+    acting(engine, key_id, out_json, |engine, principal| {
+        to_json(&engine.revoke_key(principal, text(id, "id")?)?)
     })
 }
 
@@ -121,10 +113,8 @@ pub extern "C" fn astack_key_rotate(
     grace_period_seconds: u64,
     out_json: *mut *mut c_char,
 ) -> astack_result {
-    json_call(out_json, || {
-        let engine = engine_ref(engine)?;
-        let principal = principal(engine, key_id)?;
-        to_json(&engine.rotate_key(&principal, text(id, "id")?, grace_period_seconds)?)
+    acting(engine, key_id, out_json, |engine, principal| {
+        to_json(&engine.rotate_key(principal, text(id, "id")?, grace_period_seconds)?)
     })
 }
 
@@ -141,11 +131,9 @@ pub extern "C" fn astack_session_create(
     request_json: *const c_char,
     out_json: *mut *mut c_char,
 ) -> astack_result {
-    json_call(out_json, || {
-        let engine = engine_ref(engine)?;
-        let principal = principal(engine, key_id)?;
+    acting(engine, key_id, out_json, |engine, principal| {
         let request: CreateSession = request(request_json, "request_json")?;
-        to_json(&engine.create_session(&principal, request)?)
+        to_json(&engine.create_session(principal, request)?)
     })
 }
 
@@ -157,10 +145,8 @@ pub extern "C" fn astack_session_get(
     id: *const c_char,
     out_json: *mut *mut c_char,
 ) -> astack_result {
-    json_call(out_json, || {
-        let engine = engine_ref(engine)?;
-        let principal = principal(engine, key_id)?;
-        to_json(&engine.get_session(&principal, text(id, "id")?)?)
+    acting(engine, key_id, out_json, |engine, principal| {
+        to_json(&engine.get_session(principal, text(id, "id")?)?)
     })
 }
 
@@ -173,10 +159,8 @@ pub extern "C" fn astack_session_list(
     limit: u32,
     out_json: *mut *mut c_char,
 ) -> astack_result {
-    json_call(out_json, || {
-        let engine = engine_ref(engine)?;
-        let principal = principal(engine, key_id)?;
-        list(&engine.list_sessions(&principal, page(limit)?)?)
+    acting(engine, key_id, out_json, |engine, principal| {
+        list(&engine.list_sessions(principal, page(limit)?)?)
     })
 }
 
@@ -189,10 +173,8 @@ pub extern "C" fn astack_session_terminate(
     id: *const c_char,
     out_json: *mut *mut c_char,
 ) -> astack_result {
-    json_call(out_json, || {
-        let engine = engine_ref(engine)?;
-        let principal = principal(engine, key_id)?;
-        to_json(&engine.terminate_session(&principal, text(id, "id")?)?)
+    acting(engine, key_id, out_json, |engine, principal| {
+        to_json(&engine.terminate_session(principal, text(id, "id")?)?)
     })
 }
 
@@ -208,12 +190,10 @@ pub extern "C" fn astack_session_connect(
     session_token: *const c_char,
     out_json: *mut *mut c_char,
 ) -> astack_result {
-    json_call(out_json, || {
-        let engine = engine_ref(engine)?;
-        let principal = principal(engine, key_id)?;
+    acting(engine, key_id, out_json, |engine, principal| {
         let id = text(id, "id")?;
         let token = text(session_token, "session_token")?;
-        to_json(&engine.connect_session(&principal, id, token)?)
+        to_json(&engine.connect_session(principal, id, token)?)
     })
 }
 
@@ -228,12 +208,10 @@ pub extern "C" fn astack_session_end(
     request_json: *const c_char,
     out_json: *mut *mut c_char,
 ) -> astack_result {
-    json_call(out_json, || {
-        let engine = engine_ref(engine)?;
-        let principal = principal(engine, key_id)?;
+    acting(engine, key_id, out_json, |engine, principal| {
         let id = text(id, "id")?;
         let request: EndSession = request(request_json, "request_json")?;
-        to_json(&engine.end_session(&principal, id, request)?)
+        to_json(&engine.end_session(principal, id, request)?)
     })
 }
 
@@ -284,10 +262,8 @@ pub extern "C" fn astack_token_issue(
     id: *const c_char,
     out_json: *mut *mut c_char,
 ) -> astack_result {
-    json_call(out_json, || {
-        let engine = engine_ref(engine)?;
-        let principal = principal(engine, key_id)?;
-        let token = engine.issue_token(&principal, text(id, "id")?)?;
+    acting(engine, key_id, out_json, |engine, principal| {
+        let token = engine.issue_token(principal, text(id, "id")?)?;
         Ok(json!({ "session_token": token }).to_string())
     })
 }
@@ -326,11 +302,9 @@ pub extern "C" fn astack_worker_register(
     worker_json: *const c_char,
     out_json: *mut *mut c_char,
 ) -> astack_result {
-    json_call(out_json, || {
-        let engine = engine_ref(engine)?;
-        let principal = principal(engine, key_id)?;
+    acting(engine, key_id, out_json, |engine, principal| {
         let worker: Worker = request(worker_json, "worker_json")?;
-        to_json(&engine.register_worker(&principal, worker)?)
+        to_json(&engine.register_worker(principal, worker)?)
     })
 }
 
@@ -344,12 +318,10 @@ pub extern "C" fn astack_worker_update(
     change_json: *const c_char,
     out_json: *mut *mut c_char,
 ) -> astack_result {
-    json_call(out_json, || {
-        let engine = engine_ref(engine)?;
-        let principal = principal(engine, key_id)?;
+    acting(engine, key_id, out_json, |engine, principal| {
         let node_id = text(node_id, "node_id")?;
         let change: UpdateWorker = request(change_json, "change_json")?;
-        to_json(&engine.update_worker(&principal, node_id, change)?)
+        to_json(&engine.update_worker(principal, node_id, change)?)
     })
 }
 
@@ -361,10 +333,8 @@ pub extern "C" fn astack_worker_list(
     key_id: *const c_char,
     out_json: *mut *mut c_char,
 ) -> astack_result {
-    json_call(out_json, || {
-        let engine = engine_ref(engine)?;
-        let principal = principal(engine, key_id)?;
-        list(&engine.list_workers(&principal)?)
+    acting(engine, key_id, out_json, |engine, principal| {
+        list(&engine.list_workers(principal)?)
     })
 }
 
@@ -380,11 +350,9 @@ pub extern "C" fn astack_user_create(
     request_json: *const c_char,
     out_json: *mut *mut c_char,
 ) -> astack_result {
-    json_call(out_json, || {
-        let engine = engine_ref(engine)?;
-        let principal = principal(engine, key_id)?;
+    acting(engine, key_id, out_json, |engine, principal| {
         let request: CreateUser = request(request_json, "request_json")?;
-        to_json(&engine.create_user(&principal, request)?)
+        to_json(&engine.create_user(principal, request)?)
     })
 }
 
@@ -396,10 +364,8 @@ pub extern "C" fn astack_user_get(
     id: *const c_char,
     out_json: *mut *mut c_char,
 ) -> astack_result {
-    json_call(out_json, || {
-        let engine = engine_ref(engine)?;
-        let principal = principal(engine, key_id)?;
-        to_json(&engine.get_user(&principal, text(id, "id")?)?)
+    acting(engine, key_id, out_json, |engine, principal| {
+        to_json(&engine.get_user(principal, text(id, "id")?)?)
     })
 }
 
@@ -412,10 +378,8 @@ pub extern "C" fn astack_user_list(
     limit: u32,
     out_json: *mut *mut c_char,
 ) -> astack_result {
-    json_call(out_json, || {
-        let engine = engine_ref(engine)?;
-        let principal = principal(engine, key_id)?;
-        list(&engine.list_users(&principal, page(limit)?)?)
+    acting(engine, key_id, out_json, |engine, principal| {
+        list(&engine.list_users(principal, page(limit)?)?)
     })
 }
 
@@ -429,12 +393,10 @@ pub extern "C" fn astack_user_update(
     change_json: *const c_char,
     out_json: *mut *mut c_char,
 ) -> astack_result {
-    json_call(out_json, || {
-        let engine = engine_ref(engine)?;
-        let principal = principal(engine, key_id)?;
+    acting(engine, key_id, out_json, |engine, principal| {
         let id = text(id, "id")?;
         let change: UpdateUser = request(change_json, "change_json")?;
-        to_json(&engine.update_user(&principal, id, change)?)
+        to_json(&engine.update_user(principal, id, change)?)
     })
 }
 
@@ -446,10 +408,8 @@ pub extern "C" fn astack_user_delete(
     id: *const c_char,
     out_json: *mut *mut c_char,
 ) -> astack_result {
-    json_call(out_json, || {
-        let engine = engine_ref(engine)?;
-        let principal = principal(engine, key_id)?;
-        to_json(&engine.delete_user(&principal, text(id, "id")?)?)
+    acting(engine, key_id, out_json, |engine, principal| {
+        to_json(&engine.delete_user(principal, text(id, "id")?)?)
     })
 }
 
@@ -466,11 +426,9 @@ pub extern "C" fn astack_usage_record(
     request_json: *const c_char,
     out_json: *mut *mut c_char,
 ) -> astack_result {
-    json_call(out_json, || {
-        let engine = engine_ref(engine)?;
-        let principal = principal(engine, key_id)?;
+    acting(engine, key_id, out_json, |engine, principal| {
         let request: RecordUsage = request(request_json, "request_json")?;
-        to_json(&engine.record_usage(&principal, request)?)
+        to_json(&engine.record_usage(principal, request)?)
     })
 }
 
@@ -482,10 +440,8 @@ pub extern "C" fn astack_usage_get(
     key_id: *const c_char,
     out_json: *mut *mut c_char,
 ) -> astack_result {
-    json_call(out_json, || {
-        let engine = engine_ref(engine)?;
-        let principal = principal(engine, key_id)?;
-        to_json(&engine.usage(&principal)?)
+    acting(engine, key_id, out_json, |engine, principal| {
+        to_json(&engine.usage(principal)?)
     })
 }
 
@@ -498,11 +454,9 @@ pub extern "C" fn astack_alert_create(
     request_json: *const c_char,
     out_json: *mut *mut c_char,
 ) -> astack_result {
-    json_call(out_json, || {
-        let engine = engine_ref(engine)?;
-        let principal = principal(engine, key_id)?;
+    acting(engine, key_id, out_json, |engine, principal| {
         let request: CreateAlert = request(request_json, "request_json")?;
-        to_json(&engine.create_alert(&principal, request)?)
+        to_json(&engine.create_alert(principal, request)?)
     })
 }
 
@@ -514,10 +468,8 @@ pub extern "C" fn astack_alert_list(
     key_id: *const c_char,
     out_json: *mut *mut c_char,
 ) -> astack_result {
-    json_call(out_json, || {
-        let engine = engine_ref(engine)?;
-        let principal = principal(engine, key_id)?;
-        list(&engine.list_alerts(&principal)?)
+    acting(engine, key_id, out_json, |engine, principal| {
+        list(&engine.list_alerts(principal)?)
     })
 }
 
@@ -534,10 +486,8 @@ pub extern "C" fn astack_audit_list(
     limit: u32,
     out_json: *mut *mut c_char,
 ) -> astack_result {
-    json_call(out_json, || {
-        let engine = engine_ref(engine)?;
-        let principal = principal(engine, key_id)?;
-        list(&engine.audit(&principal, page(limit)?)?)
+    acting(engine, key_id, out_json, |engine, principal| {
+        list(&engine.audit(principal, page(limit)?)?)
     })
 }
 
@@ -548,9 +498,7 @@ pub extern "C" fn astack_metrics(
     key_id: *const c_char,
     out_json: *mut *mut c_char,
 ) -> astack_result {
-    json_call(out_json, || {
-        let engine = engine_ref(engine)?;
-        let principal = principal(engine, key_id)?;
-        to_json(&engine.metrics(&principal)?)
+    acting(engine, key_id, out_json, |engine, principal| {
+        to_json(&engine.metrics(principal)?)
     })
 }

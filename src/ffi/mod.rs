@@ -393,8 +393,22 @@ pub(crate) fn engine_ref<'a>(pointer: *const astack_engine) -> Outcome<&'a Engin
 }
 
 /// The acting key, by id.
-pub(crate) fn principal(engine: &Engine, key_id: *const c_char) -> Outcome<Principal> {
+fn principal(engine: &Engine, key_id: *const c_char) -> Outcome<Principal> {
     Ok(engine.principal(text(key_id, "key_id")?)?)
+}
+
+/// A cold call made as the key `key_id`, as [`json_call`]: resolves the engine and the acting
+/// key, then runs `body` with them.
+pub(crate) fn acting(
+    engine: *const astack_engine,
+    key_id: *const c_char,
+    out_json: *mut *mut c_char,
+    body: impl FnOnce(&Engine, &Principal) -> Outcome<String>,
+) -> astack_result {
+    json_call(out_json, || {
+        let engine = engine_ref(engine)?;
+        body(engine, &principal(engine, key_id)?)
+    })
 }
 
 fn config_of(config_json: *const c_char) -> Outcome<Config> {
