@@ -8,35 +8,18 @@ use std::hint::black_box;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use astack::keys::CreateKey;
-use astack::limits::KeyLimits;
 use astack::{Config, Engine, Operation};
+use common::{PER_HOUR, PER_MINUTE};
 use criterion::{criterion_group, criterion_main, Criterion};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+mod common;
+
 const KEYS: usize = 100_000;
-const PER_MINUTE: u32 = 10_000_000;
-const PER_HOUR: u32 = 100_000_000;
 
 fn setup() -> (Engine, Vec<String>) {
     let engine = Engine::new(Config::default()).expect("engine");
-    let admin_key = engine.bootstrap_admin_key(None).expect("bootstrap").expect("generated");
-    let admin = engine.authorize(&admin_key, Operation::Admin).map_err(|d| d.error).expect("admin").principal;
-    let keys = (0..KEYS)
-        .map(|i| {
-            let request = CreateKey {
-                account_id: Some(format!("acct-{}", i % 1_000)),
-                scopes: vec!["sessions:read".into()],
-                limits: KeyLimits {
-                    requests_per_minute: Some(PER_MINUTE),
-                    requests_per_hour: Some(PER_HOUR),
-                    concurrent_sessions: None,
-                },
-                ..Default::default()
-            };
-            engine.create_key(&admin, request).expect("key").key
-        })
-        .collect();
+    let keys = common::created_keys(&engine, KEYS, 1_000);
     (engine, keys)
 }
 

@@ -17,14 +17,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use astack::config::{LeaseConfig, StoreConfig};
-use astack::keys::CreateKey;
-use astack::limits::KeyLimits;
 use astack::{Config, Engine, Operation, SystemClock};
 use criterion::Criterion;
 
+mod common;
+
 const KEYS: usize = 1_000;
-const PER_MINUTE: u32 = 10_000_000;
-const PER_HOUR: u32 = 100_000_000;
 const SECONDS: f64 = 3.0;
 
 struct Server(Child, u16);
@@ -54,23 +52,7 @@ fn start_redis() -> Server {
 
 fn setup(store: StoreConfig) -> (Engine, Vec<String>) {
     let engine = Engine::with_clock(Config { store, ..Config::default() }, Arc::new(SystemClock)).expect("engine");
-    let admin_key = engine.bootstrap_admin_key(None).expect("bootstrap").expect("generated");
-    let admin = engine.authorize(&admin_key, Operation::Admin).map_err(|d| d.error).expect("admin").principal;
-    let keys: Vec<String> = (0..KEYS)
-        .map(|i| {
-            let request = CreateKey {
-                account_id: Some(format!("acct-{}", i % 100)),
-                scopes: vec!["sessions:read".into()],
-                limits: KeyLimits {
-                    requests_per_minute: Some(PER_MINUTE),
-                    requests_per_hour: Some(PER_HOUR),
-                    concurrent_sessions: None,
-                },
-                ..Default::default()
-            };
-            engine.create_key(&admin, request).expect("key").key
-        })
-        .collect();
+    let keys = common::created_keys(&engine, KEYS, 100);
     for key in &keys {
         assert!(engine.authorize(key, Operation::SessionRead).is_ok());
     }
@@ -161,4 +143,7 @@ fn main() {
         None => println!("  limits (Python): not run (make bench-stores installs it in a venv)"),
     }
     println!("  astack leasing / astack memory: {:.2}", ours[1].1 / ours[2].1);
+    println!();
+    common::report("stores/redis_authorize_vs_limits", ours[0].1, peer, "ops/s", "-");
+    common::report("stores/redis_leasing_100_vs_memory", ours[1].1, Some(ours[2].1), "ops/s", "-");
 }

@@ -82,7 +82,7 @@ def main(paths):
                         )
         except OSError as e:
             print(f"table.py: {e}", file=sys.stderr)
-    order = ["rust/", "scaling/", "threads/", "sessions/", "node/", "python/", "go/"]
+    order = ["rust/", "scaling/", "threads/", "sessions/", "server/", "stores/", "node/", "python/", "go/"]
     rank = lambda w: next((i for i, p in enumerate(order) if w.startswith(p)), len(order))
     rows += sorted(((w, *v) for w, v in seen.items()), key=lambda r: rank(r[0]))
 

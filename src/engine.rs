@@ -21,7 +21,7 @@ use crate::keys::{self, CreateKey, CreatedKey, KeyRecord};
 use crate::limits::{Decision, Headers, Limits};
 use crate::scopes::{self, Operation, Permissions, Scope, Scopes};
 use crate::session::{CreateSession, CreatedSession, EndSession, Session, Status};
-use crate::store::{KeyEntry, MemoryStore, Store};
+use crate::store::{KeyEntry, KeyRef, MemoryStore, Store};
 use crate::token::{self, Claims, Keyring};
 use crate::usage::{self, Alert, CreateAlert, RecordUsage, Usage};
 use crate::users::{CreateUser, UpdateUser, User};
@@ -38,11 +38,11 @@ pub const MAX_GRACE_SECONDS: u64 = 30 * 86_400;
 /// The key behind a request, once authenticated.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    entry: Arc<KeyEntry>,
+    entry: KeyRef,
 }
 
 impl Principal {
-    fn new(entry: Arc<KeyEntry>) -> Self {
+    fn new(entry: KeyRef) -> Self {
         Principal { entry }
     }
 
@@ -447,7 +447,7 @@ impl Engine {
         )
     }
 
-    fn visible_key(&self, principal: &Principal, id: &str) -> Result<Arc<KeyEntry>> {
+    fn visible_key(&self, principal: &Principal, id: &str) -> Result<KeyRef> {
         principal.require(Operation::Admin)?;
         self.store
             .key(id)?

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use astack::clock::SystemClock;
-use astack::keys::{self, KeyRecord};
+use astack::keys::{self, CreateKey, KeyRecord};
 use astack::limits::KeyLimits;
 use astack::scopes::{Permissions, Scope, Scopes};
 use astack::store::{MemoryStore, Store};
-use astack::{Config, Engine};
+use astack::{Config, Engine, Operation};
 
 /// Limits high enough that no benchmark request is refused.
 pub const PER_MINUTE: u32 = 10_000_000;
@@ -74,6 +74,25 @@ pub fn record(key: &str, account: usize, now: u64) -> KeyRecord {
         revoked_at: None,
         last_used_at: None,
     }
+}
+
+/// `n` keys made through `Engine::create_key` by a bootstrapped admin (each with its audit
+/// record, as a running service makes them), `sessions:read`, spread over `accounts` accounts,
+/// with limits that refuse nothing.
+pub fn created_keys(engine: &Engine, n: usize, accounts: usize) -> Vec<String> {
+    let admin_key = engine.bootstrap_admin_key(None).expect("bootstrap").expect("generated");
+    let admin = engine.authorize(&admin_key, Operation::Admin).map_err(|d| d.error).expect("admin").principal;
+    (0..n)
+        .map(|i| {
+            let request = CreateKey {
+                account_id: Some(format!("acct-{}", i % accounts)),
+                scopes: vec!["sessions:read".into()],
+                limits: KeyLimits { requests_per_minute: Some(PER_MINUTE), requests_per_hour: Some(PER_HOUR), concurrent_sessions: None },
+                ..Default::default()
+            };
+            engine.create_key(&admin, request).expect("key").key
+        })
+        .collect()
 }
 
 /// `n` plaintext keys (made before anything is measured).

@@ -1,7 +1,8 @@
 //! The in-memory store: everything in process, lost when it ends.
 //!
-//! Keys are found by digest in 64 shards, each behind its own read-write lock, so that threads
-//! authorizing different keys rarely touch the same lock. Sessions, slots, worker load and the
+//! Key entries sit side by side in one [`Slab`], in order of creation; they are found by digest
+//! through 64 shards of positions, each behind its own read-write lock, so that threads
+//! authorizing different keys rarely touch the same lock, and by id through one index. Sessions, slots, worker load and the
 //! expiry index share one lock, which makes "slots in use = live sessions" hold by construction.
 //! The audit log keeps the newest [`MemoryStore::AUDIT_CAPACITY`] records.
 
@@ -13,7 +14,8 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-use super::{AccountMeter, KeyEntry, SessionUpdate, Store};
+use super::slab::Slab;
+use super::{AccountMeter, KeyEntry, KeyRef, SessionUpdate, Store};
 use crate::audit::AuditRecord;
 use crate::error::{Error, Result};
 use crate::keys::{digests_equal, KeyDigest, KeyRecord};
@@ -61,8 +63,9 @@ impl<K> Default for Tagged<K> {
 }
 
 impl<K: Hash + Eq> Tagged<K> {
-    /// The position of `key`: the tag's slot if `is_key` confirms it, else the overflow's.
-    fn get<Q>(&self, tag: u32, key: &Q, is_key: impl FnOnce(u32) -> bool) -> Option<u32>
+    /// The position of `key`: the tag's slot or else the overflow's, whichever `is_key`
+    /// confirms.
+    fn get<Q>(&self, tag: u32, key: &Q, is_key: impl Fn(u32) -> bool) -> Option<u32>
     where
         K: std::borrow::Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -73,7 +76,7 @@ impl<K: Hash + Eq> Tagged<K> {
         } else if self.overflow.is_empty() {
             None
         } else {
-            self.overflow.get(key).copied()
+            self.overflow.get(key).copied().filter(|&position| is_key(position))
         }
     }
 
@@ -89,50 +92,14 @@ impl<K: Hash + Eq> Tagged<K> {
     }
 }
 
-/// One shard of the digest index: entries, and where each digest is among them.
-#[derive(Default)]
-struct DigestShard {
-    index: Tagged<KeyDigest>,
-    entries: Vec<Arc<KeyEntry>>,
-}
-
-impl DigestShard {
-    fn get(&self, digest: &KeyDigest) -> Option<&Arc<KeyEntry>> {
-        let tag = u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]]);
-        let position = self.index.get(tag, digest, |i| digests_equal(&self.entries[i as usize].digest, digest))?;
-        let entry = &self.entries[position as usize];
-        // The overflow's answer is compared like the tag's.
-        digests_equal(&entry.digest, digest).then_some(entry)
-    }
-
-    fn insert(&mut self, entry: Arc<KeyEntry>) {
-        let digest = entry.digest;
-        let tag = u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]]);
-        self.index.insert(tag, digest, self.entries.len() as u32);
-        self.entries.push(entry);
-    }
+fn digest_tag(digest: &KeyDigest) -> u32 {
+    u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]])
 }
 
 fn id_tag(id: &str) -> u32 {
     let mut hasher = std::hash::DefaultHasher::new();
     id.hash(&mut hasher);
     hasher.finish() as u32
-}
-
-/// Keys by id, and in creation order.
-#[derive(Default)]
-struct KeyIndex {
-    index: Tagged<String>,
-    order: Vec<Arc<KeyEntry>>,
-}
-
-impl KeyIndex {
-    fn get(&self, id: &str) -> Option<&Arc<KeyEntry>> {
-        let is_id = |i: u32| self.order[i as usize].record.with_ids(|other, _| other == id);
-        let position = self.index.get(id_tag(id), id, is_id)?;
-        let entry = &self.order[position as usize];
-        entry.record.with_ids(|other, _| other == id).then_some(entry)
-    }
 }
 
 #[derive(Default)]
@@ -210,8 +177,12 @@ struct Users {
 
 /// Keeps all state in process memory.
 pub struct MemoryStore {
-    digests: Box<[RwLock<DigestShard>]>,
-    keys: RwLock<KeyIndex>,
+    /// Every key's entry, in order of creation.
+    entries: Slab,
+    /// Positions in `entries` by digest, in shards.
+    digests: Box<[RwLock<Tagged<KeyDigest>>]>,
+    /// Positions in `entries` by id.
+    ids: RwLock<Tagged<String>>,
     sessions: Mutex<Sessions>,
     users: RwLock<Users>,
     accounts: RwLock<HashMap<String, Arc<Account>>>,
@@ -221,8 +192,9 @@ pub struct MemoryStore {
 impl Default for MemoryStore {
     fn default() -> Self {
         MemoryStore {
+            entries: Slab::default(),
             digests: (0..KEY_SHARDS).map(|_| RwLock::default()).collect(),
-            keys: RwLock::default(),
+            ids: RwLock::default(),
             sessions: Mutex::default(),
             users: RwLock::default(),
             accounts: RwLock::default(),
@@ -233,7 +205,7 @@ impl Default for MemoryStore {
 
 impl std::fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryStore").field("keys", &self.keys.read().order.len()).finish()
+        f.debug_struct("MemoryStore").field("keys", &self.entries.newest_first().len()).finish()
     }
 }
 
@@ -250,8 +222,18 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn shard(&self, digest: &KeyDigest) -> &RwLock<DigestShard> {
+    fn shard(&self, digest: &KeyDigest) -> &RwLock<Tagged<KeyDigest>> {
         &self.digests[usize::from(digest[31]) % KEY_SHARDS]
+    }
+
+    /// The position of the key with this digest (`shard` is its locked digest shard).
+    fn find_digest(&self, shard: &Tagged<KeyDigest>, digest: &KeyDigest) -> Option<u32> {
+        shard.get(digest_tag(digest), digest, |i| digests_equal(&self.entries.get(i).digest, digest))
+    }
+
+    /// The position of the key with this id (`ids` is the locked id index).
+    fn find_id(&self, ids: &Tagged<String>, id: &str) -> Option<u32> {
+        ids.get(id_tag(id), id, |i| self.entries.get(i).record.with_ids(|other, _| other == id))
     }
 
     fn account(&self, id: &str) -> Arc<Account> {
@@ -271,25 +253,26 @@ impl Store for MemoryStore {
         let account = self.account(&record.account_id);
         let id_tag = id_tag(&record.id);
         let id = record.id.clone();
-        let entry = Arc::new(KeyEntry::with_account(digest, record, account.meter.clone(), account.name.clone()));
-        let mut keys = self.keys.write();
+        let mut ids = self.ids.write();
         let mut shard = self.shard(&digest).write();
-        if shard.get(&digest).is_some() || keys.get(&id).is_some() {
+        if self.find_digest(&shard, &digest).is_some() || self.find_id(&ids, &id).is_some() {
             return Err(Error::AlreadyExists { resource: "key" });
         }
-        shard.insert(entry.clone());
-        let position = keys.order.len() as u32;
-        keys.index.insert(id_tag, id, position);
-        keys.order.push(entry);
+        let entry = KeyEntry::with_account(digest, record, account.meter.clone(), account.name.clone());
+        let position = self.entries.push(entry);
+        shard.insert(digest_tag(&digest), digest, position);
+        ids.insert(id_tag, id, position);
         Ok(())
     }
 
-    fn key_by_digest(&self, digest: &KeyDigest) -> Result<Option<Arc<KeyEntry>>> {
-        Ok(self.shard(digest).read().get(digest).cloned())
+    fn key_by_digest(&self, digest: &KeyDigest) -> Result<Option<KeyRef>> {
+        let shard = self.shard(digest).read();
+        Ok(self.find_digest(&shard, digest).map(|position| self.entries.handle(position)))
     }
 
-    fn key(&self, id: &str) -> Result<Option<Arc<KeyEntry>>> {
-        Ok(self.keys.read().get(id).cloned())
+    fn key(&self, id: &str) -> Result<Option<KeyRef>> {
+        let position = self.find_id(&self.ids.read(), id);
+        Ok(position.map(|position| self.entries.handle(position)))
     }
 
     fn update_key(&self, id: &str, change: &mut dyn FnMut(&mut KeyRecord)) -> Result<Option<KeyRecord>> {
@@ -299,11 +282,10 @@ impl Store for MemoryStore {
     }
 
     fn list_keys(&self, account: Option<&str>, limit: usize) -> Result<Vec<KeyRecord>> {
-        let keys = self.keys.read();
-        Ok(keys
-            .order
-            .iter()
-            .rev()
+        Ok(self
+            .entries
+            .newest_first()
+            .map(|position| self.entries.get(position))
             .filter(|entry| account.map_or(true, |a| entry.record.account_is(a)))
             .take(limit)
             .map(|entry| entry.snapshot())

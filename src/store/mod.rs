@@ -19,6 +19,7 @@ mod entry;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+mod slab;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -27,6 +28,7 @@ use std::sync::Arc;
 
 pub use entry::{AccountMeter, KeyEntry, RecordCell, RecordMut, RecordRef};
 pub use memory::MemoryStore;
+pub use slab::KeyRef;
 #[cfg(feature = "redis")]
 pub use self::redis::RedisStore;
 #[cfg(feature = "sqlite")]
@@ -66,9 +68,9 @@ pub trait Store: Send + Sync + 'static {
     /// Adds a key.
     fn insert_key(&self, digest: KeyDigest, record: KeyRecord) -> Result<()>;
     /// The key with this digest (compared in constant time once found).
-    fn key_by_digest(&self, digest: &KeyDigest) -> Result<Option<Arc<KeyEntry>>>;
+    fn key_by_digest(&self, digest: &KeyDigest) -> Result<Option<KeyRef>>;
     /// The key with this id.
-    fn key(&self, id: &str) -> Result<Option<Arc<KeyEntry>>>;
+    fn key(&self, id: &str) -> Result<Option<KeyRef>>;
     /// Changes a key's record in place; `None` if there is no such key.
     fn update_key(&self, id: &str, change: &mut dyn FnMut(&mut KeyRecord)) -> Result<Option<KeyRecord>>;
     /// Keys, newest first, of one account or of all.

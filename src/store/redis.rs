@@ -43,7 +43,7 @@ use redis::{Connection, RedisResult, Script, Value as RedisValue};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{AccountMeter, KeyEntry, SessionUpdate, Store};
+use super::{AccountMeter, KeyEntry, KeyRef, SessionUpdate, Store};
 use crate::audit::AuditRecord;
 use crate::config::StoreConfig;
 use crate::error::{Error, Result};
@@ -276,7 +276,7 @@ struct Lease {
 }
 
 struct Cached {
-    entry: Arc<KeyEntry>,
+    entry: KeyRef,
     fetched: Mutex<Instant>,
     lease: Mutex<Lease>,
 }
@@ -447,7 +447,7 @@ impl RedisStore {
         self.cache.read().get(digest).cloned()
     }
 
-    fn remember(&self, digest: KeyDigest, record: KeyRecord) -> Arc<KeyEntry> {
+    fn remember(&self, digest: KeyDigest, record: KeyRecord) -> KeyRef {
         if let Some(cached) = self.cached(&digest) {
             let last_used = record.last_used_at;
             let mut stored = record;
@@ -461,7 +461,7 @@ impl RedisStore {
         }
         let id = record.id.clone();
         let meter = self.meter(&record.account_id);
-        let entry = Arc::new(KeyEntry::new(digest, record, meter));
+        let entry = KeyRef::new(KeyEntry::new(digest, record, meter));
         let cached = Arc::new(Cached { entry: entry.clone(), fetched: Mutex::new(Instant::now()), lease: Mutex::default() });
         let mut cache = self.cache.write();
         let winner = cache.entry(digest).or_insert(cached).entry.clone();
@@ -679,7 +679,7 @@ impl Store for RedisStore {
         Ok(())
     }
 
-    fn key_by_digest(&self, digest: &KeyDigest) -> Result<Option<Arc<KeyEntry>>> {
+    fn key_by_digest(&self, digest: &KeyDigest) -> Result<Option<KeyRef>> {
         let cached = self.cached(digest);
         if let Some(cached) = &cached {
             if cached.fetched.lock().elapsed() < self.key_cache {
@@ -701,7 +701,7 @@ impl Store for RedisStore {
         }
     }
 
-    fn key(&self, id: &str) -> Result<Option<Arc<KeyEntry>>> {
+    fn key(&self, id: &str) -> Result<Option<KeyRef>> {
         let known = self.ids.read().get(id).copied();
         let digest = match known {
             Some(digest) => digest,

@@ -33,7 +33,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{AccountMeter, KeyEntry, SessionUpdate, Store};
+use super::{AccountMeter, KeyEntry, KeyRef, SessionUpdate, Store};
 use crate::audit::AuditRecord;
 use crate::error::{Error, Result};
 use crate::keys::{digests_equal, KeyDigest, KeyRecord};
@@ -105,8 +105,8 @@ fn int(value: u64) -> i64 {
 
 #[derive(Default)]
 struct KeyCache {
-    by_digest: HashMap<KeyDigest, Arc<KeyEntry>>,
-    by_id: HashMap<String, Arc<KeyEntry>>,
+    by_digest: HashMap<KeyDigest, KeyRef>,
+    by_id: HashMap<String, KeyRef>,
 }
 
 /// Keeps state in one SQLite file; see the module documentation for its guarantees.
@@ -190,7 +190,7 @@ impl SqliteStore {
                 digest.try_into().map_err(|_| Error::Internal("a stored key digest is not 32 bytes".into()))?;
             let record: KeyRecord = from_json(&json)?;
             let meter = meters.entry(record.account_id.clone()).or_default().clone();
-            let entry = Arc::new(KeyEntry::new(digest, record, meter));
+            let entry = KeyRef::new(KeyEntry::new(digest, record, meter));
             cache.by_id.insert(entry.record.read().id.clone(), entry.clone());
             cache.by_digest.insert(digest, entry);
         }
@@ -221,7 +221,7 @@ impl SqliteStore {
     /// write (done at most a second after they change, and on drop).
     pub fn flush(&self) -> Result<()> {
         let dirty: Vec<KeyDigest> = self.dirty.lock().drain().collect();
-        let entries: Vec<Arc<KeyEntry>> = {
+        let entries: Vec<KeyRef> = {
             let cache = self.keys.read();
             dirty.iter().filter_map(|d| cache.by_digest.get(d).cloned()).collect()
         };
@@ -337,19 +337,19 @@ impl Store for SqliteStore {
                 other => other.map(drop).map_err(db),
             }
         })?;
-        let entry = Arc::new(KeyEntry::new(digest, record.clone(), self.meter(&record.account_id)));
+        let entry = KeyRef::new(KeyEntry::new(digest, record.clone(), self.meter(&record.account_id)));
         let mut cache = self.keys.write();
         cache.by_digest.insert(digest, entry.clone());
         cache.by_id.insert(record.id, entry);
         Ok(())
     }
 
-    fn key_by_digest(&self, digest: &KeyDigest) -> Result<Option<Arc<KeyEntry>>> {
+    fn key_by_digest(&self, digest: &KeyDigest) -> Result<Option<KeyRef>> {
         let cache = self.keys.read();
         Ok(cache.by_digest.get(digest).filter(|entry| digests_equal(&entry.digest, digest)).cloned())
     }
 
-    fn key(&self, id: &str) -> Result<Option<Arc<KeyEntry>>> {
+    fn key(&self, id: &str) -> Result<Option<KeyRef>> {
         Ok(self.keys.read().by_id.get(id).cloned())
     }
 
