@@ -7,13 +7,13 @@
 //! The audit log keeps the newest [`MemoryStore::AUDIT_CAPACITY`] records.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::collections::hash_map::Entry;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
+use super::positions::Positions;
 use super::slab::Slab;
 use super::{AccountMeter, KeyEntry, KeyRef, SessionUpdate, Store};
 use crate::audit::AuditRecord;
@@ -26,71 +26,6 @@ use crate::users::User;
 use crate::workers::{self, Worker, WorkerStatus};
 
 const KEY_SHARDS: usize = 64;
-
-/// Hashes a 32-bit tag that is uniform already (digest bytes, or an id's hash) over the 64 bits
-/// the table reads: one multiplication.
-#[derive(Default)]
-struct TagHasher(u64);
-
-impl Hasher for TagHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.write_u32(u32::from(byte) ^ (self.0 as u32).rotate_left(8));
-        }
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-/// An index from a 32-bit tag of a key (digest or id) to a position in a `Vec` of entries:
-/// 8 bytes a slot instead of the whole key and an `Arc`. Two keys with the same tag are
-/// possible (rarely); the second and later go to `overflow`, keyed in full.
-struct Tagged<K> {
-    tags: HashMap<u32, u32, BuildHasherDefault<TagHasher>>,
-    overflow: HashMap<K, u32>,
-}
-
-impl<K> Default for Tagged<K> {
-    fn default() -> Self {
-        Tagged { tags: HashMap::default(), overflow: HashMap::new() }
-    }
-}
-
-impl<K: Hash + Eq> Tagged<K> {
-    /// The position of `key`: the tag's slot or else the overflow's, whichever `is_key`
-    /// confirms.
-    fn get<Q>(&self, tag: u32, key: &Q, is_key: impl Fn(u32) -> bool) -> Option<u32>
-    where
-        K: std::borrow::Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        let position = *self.tags.get(&tag)?;
-        if is_key(position) {
-            Some(position)
-        } else if self.overflow.is_empty() {
-            None
-        } else {
-            self.overflow.get(key).copied().filter(|&position| is_key(position))
-        }
-    }
-
-    fn insert(&mut self, tag: u32, key: K, position: u32) {
-        match self.tags.entry(tag) {
-            Entry::Vacant(slot) => {
-                slot.insert(position);
-            }
-            Entry::Occupied(_) => {
-                self.overflow.insert(key, position);
-            }
-        }
-    }
-}
 
 fn digest_tag(digest: &KeyDigest) -> u32 {
     u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]])
@@ -180,9 +115,9 @@ pub struct MemoryStore {
     /// Every key's entry, in order of creation.
     entries: Slab,
     /// Positions in `entries` by digest, in shards.
-    digests: Box<[RwLock<Tagged<KeyDigest>>]>,
+    digests: Box<[RwLock<Positions>]>,
     /// Positions in `entries` by id.
-    ids: RwLock<Tagged<String>>,
+    ids: RwLock<Positions>,
     sessions: Mutex<Sessions>,
     users: RwLock<Users>,
     accounts: RwLock<HashMap<String, Arc<Account>>>,
@@ -222,18 +157,18 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn shard(&self, digest: &KeyDigest) -> &RwLock<Tagged<KeyDigest>> {
+    fn shard(&self, digest: &KeyDigest) -> &RwLock<Positions> {
         &self.digests[usize::from(digest[31]) % KEY_SHARDS]
     }
 
     /// The position of the key with this digest (`shard` is its locked digest shard).
-    fn find_digest(&self, shard: &Tagged<KeyDigest>, digest: &KeyDigest) -> Option<u32> {
-        shard.get(digest_tag(digest), digest, |i| digests_equal(&self.entries.get(i).digest, digest))
+    fn find_digest(&self, shard: &Positions, digest: &KeyDigest) -> Option<u32> {
+        shard.get(digest_tag(digest), |i| digests_equal(&self.entries.get(i).digest, digest))
     }
 
     /// The position of the key with this id (`ids` is the locked id index).
-    fn find_id(&self, ids: &Tagged<String>, id: &str) -> Option<u32> {
-        ids.get(id_tag(id), id, |i| self.entries.get(i).record.with_ids(|other, _| other == id))
+    fn find_id(&self, ids: &Positions, id: &str) -> Option<u32> {
+        ids.get(id_tag(id), |i| self.entries.get(i).record.with_ids(|other, _| other == id))
     }
 
     fn account(&self, id: &str) -> Arc<Account> {
@@ -252,16 +187,15 @@ impl Store for MemoryStore {
     fn insert_key(&self, digest: KeyDigest, record: KeyRecord) -> Result<()> {
         let account = self.account(&record.account_id);
         let id_tag = id_tag(&record.id);
-        let id = record.id.clone();
         let mut ids = self.ids.write();
         let mut shard = self.shard(&digest).write();
-        if self.find_digest(&shard, &digest).is_some() || self.find_id(&ids, &id).is_some() {
+        if self.find_digest(&shard, &digest).is_some() || self.find_id(&ids, &record.id).is_some() {
             return Err(Error::AlreadyExists { resource: "key" });
         }
         let entry = KeyEntry::with_account(digest, record, account.meter.clone(), account.name.clone());
         let position = self.entries.push(entry);
-        shard.insert(digest_tag(&digest), digest, position);
-        ids.insert(id_tag, id, position);
+        shard.insert(digest_tag(&digest), position);
+        ids.insert(id_tag, position);
         Ok(())
     }
 
@@ -512,5 +446,77 @@ impl Store for MemoryStore {
             .take(limit)
             .cloned()
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::KeyLimits;
+    use crate::scopes::{Permissions, Scopes};
+
+    fn record(n: u32) -> KeyRecord {
+        KeyRecord {
+            id: format!("key_{n:032x}"),
+            account_id: format!("acct-{}", n % 7),
+            name: String::new(),
+            prefix: "ak_Ab9z".into(),
+            scopes: Scopes::EMPTY,
+            permissions: Permissions::EMPTY,
+            limits: KeyLimits::default(),
+            created_at: u64::from(n),
+            expires_at: None,
+            revoked_at: None,
+            last_used_at: None,
+        }
+    }
+
+    fn digest(n: u32) -> KeyDigest {
+        let mut digest = [0u8; 32];
+        // Few distinct tags (the first 4 bytes), so that lookups must tell keys apart.
+        digest[..4].copy_from_slice(&(n % 5).to_le_bytes());
+        digest[4..8].copy_from_slice(&n.to_le_bytes());
+        digest[31] = n as u8;
+        digest
+    }
+
+    #[test]
+    fn many_keys_are_found_by_digest_and_id_and_listed_newest_first() {
+        let store = MemoryStore::new();
+        let count = 2_000;
+        for n in 0..count {
+            store.insert_key(digest(n), record(n)).unwrap();
+        }
+        for n in 0..count {
+            let by_digest = store.key_by_digest(&digest(n)).unwrap().expect("found by digest");
+            assert_eq!(by_digest.record.id(), record(n).id);
+            let by_id = store.key(&record(n).id).unwrap().expect("found by id");
+            assert_eq!(by_id.digest, digest(n));
+        }
+        assert!(store.key_by_digest(&digest(count)).unwrap().is_none());
+        assert!(store.key(&record(count).id).unwrap().is_none());
+        let listed = store.list_keys(Some("acct-3"), 3).unwrap();
+        let created: Vec<u64> = listed.iter().map(|r| r.created_at).collect();
+        assert_eq!(created, [1_998, 1_991, 1_984]);
+        assert_eq!(store.list_keys(None, usize::MAX).unwrap().len(), count as usize);
+    }
+
+    #[test]
+    fn a_repeated_digest_or_id_is_refused() {
+        let store = MemoryStore::new();
+        store.insert_key(digest(1), record(1)).unwrap();
+        let refused = |result: Result<()>| matches!(result, Err(Error::AlreadyExists { resource: "key" }));
+        assert!(refused(store.insert_key(digest(1), record(2))));
+        assert!(refused(store.insert_key(digest(2), record(1))));
+        assert!(store.key_by_digest(&digest(2)).unwrap().is_none(), "nothing of a refused key is kept");
+    }
+
+    #[test]
+    fn a_key_outlives_its_store() {
+        let store = MemoryStore::new();
+        store.insert_key(digest(1), record(1)).unwrap();
+        let entry = store.key_by_digest(&digest(1)).unwrap().unwrap();
+        drop(store);
+        assert_eq!(entry.snapshot(), record(1));
     }
 }

@@ -17,6 +17,7 @@
 
 mod entry;
 mod memory;
+mod positions;
 #[cfg(feature = "redis")]
 mod redis;
 mod slab;
