@@ -109,6 +109,9 @@ struct Cold {
     account: Arc<String>,
     /// The 4 characters after `ak_`, when the prefix has that form (otherwise in `extra`).
     prefix: [u8; 4],
+    /// Whether the id is in `extra` (so that reading a compact id never loads `extra`, which
+    /// every key with a name has).
+    custom_id: bool,
     created_at: u64,
     revoked_at: u64,
     /// The name when not empty, and whatever does not fit the compact form.
@@ -164,7 +167,9 @@ fn from_atomic(time: u64) -> Option<u64> {
 impl Cold {
     fn new(record: KeyRecord, account: Arc<String>) -> Self {
         let mut extra = Extra { name: record.name, ..Extra::default() };
-        let id = compact_id(&record.id).unwrap_or_else(|| {
+        let compact = compact_id(&record.id);
+        let custom_id = compact.is_none();
+        let id = compact.unwrap_or_else(|| {
             extra.id = Some(record.id);
             [0; 16]
         });
@@ -176,6 +181,7 @@ impl Cold {
             id,
             account,
             prefix,
+            custom_id,
             created_at: record.created_at,
             revoked_at: to_atomic(record.revoked_at),
             extra: (extra != Extra::default()).then(|| Box::new(extra)),
@@ -184,7 +190,7 @@ impl Cold {
 
     /// Calls `f` with the id, formatted on the stack when compact (no allocation).
     fn with_id<R>(&self, f: impl FnOnce(&str) -> R) -> R {
-        if let Some(id) = self.extra.as_ref().and_then(|e| e.id.as_deref()) {
+        if let Some(id) = self.extra.as_ref().filter(|_| self.custom_id).and_then(|e| e.id.as_deref()) {
             return f(id);
         }
         let mut text = [0u8; ID_LEN];

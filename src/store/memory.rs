@@ -11,6 +11,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use crossbeam_utils::CachePadded;
 use parking_lot::{Mutex, RwLock};
 
 use super::positions::Positions;
@@ -114,8 +115,9 @@ struct Users {
 pub struct MemoryStore {
     /// Every key's entry, in order of creation.
     entries: Slab,
-    /// Positions in `entries` by digest, in shards.
-    digests: Box<[RwLock<Positions>]>,
+    /// Positions in `entries` by digest, in shards (each lock on its own cache lines, so that
+    /// threads on different shards never write one line).
+    digests: Box<[CachePadded<RwLock<Positions>>]>,
     /// Positions in `entries` by id.
     ids: RwLock<Positions>,
     sessions: Mutex<Sessions>,
@@ -128,7 +130,7 @@ impl Default for MemoryStore {
     fn default() -> Self {
         MemoryStore {
             entries: Slab::default(),
-            digests: (0..KEY_SHARDS).map(|_| RwLock::default()).collect(),
+            digests: (0..KEY_SHARDS).map(|_| CachePadded::default()).collect(),
             ids: RwLock::default(),
             sessions: Mutex::default(),
             users: RwLock::default(),
