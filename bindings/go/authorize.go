@@ -6,6 +6,7 @@ package astack
 import "C"
 
 import (
+	"bytes"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -129,49 +130,29 @@ func (d *Decision) SetHeaders(h http.Header) {
 	}
 }
 
-// maxStackKey is the longest key Authorize copies without allocating (keys are 39 bytes).
-const maxStackKey = 127
-
 // Authorize decides a request (SPEC §4): apiKey is the presented key ("" when none was),
 // op the operation. It runs the checks in order; a denied request consumes no tokens.
 //
 // It returns the decision, and on denial also an *Error with the SPEC code, status and
 // details (RetryAfter for rate_limited) — the decision still carries the rate-limit figures
-// for the response headers. One cgo call; no allocation on the library's side.
+// for the response headers. One cgo call, handed the key's bytes in place (never copied); an
+// allowed request allocates once, for the two ids.
 func (e *Engine) Authorize(apiKey string, op Operation) (Decision, error) {
-	var d Decision
-	if strings.IndexByte(apiKey, 0) >= 0 {
-		// The C string would end at the NUL: refuse the key rather than read a prefix of it.
-		d.Code = "invalid_api_key"
-		return d, newError(d.Code, "the API key is malformed or unknown")
-	}
-	var buf [maxStackKey + 1]byte
-	var key []byte
-	if len(apiKey) <= maxStackKey {
-		key = buf[:len(apiKey)+1]
-	} else {
-		key = make([]byte, len(apiKey)+1)
-	}
-	copy(key, apiKey)
-	key[len(apiKey)] = 0
-
 	var cd C.astack_decision
 	e.mu.RLock()
 	if e.ptr == nil {
 		e.mu.RUnlock()
-		d.Code = ErrClosed.Code
-		return d, ErrClosed
+		return Decision{Code: ErrClosed.Code}, ErrClosed
 	}
-	rc := C.astack_authorize_op(e.ptr, (*C.char)(unsafe.Pointer(&key[0])), C.uint32_t(op), &cd)
+	key := (*C.char)(unsafe.Pointer(unsafe.StringData(apiKey)))
+	rc := C.astack_authorize_bytes(e.ptr, key, C.size_t(len(apiKey)), C.uint32_t(op), &cd)
 	e.mu.RUnlock()
 	runtime.KeepAlive(e)
-	runtime.KeepAlive(key)
-
-	return e.decision(uint32(rc), &cd, op)
+	return decision(uint32(rc), &cd, op)
 }
 
 // decision converts a C decision, building the error of a denial.
-func (e *Engine) decision(rc uint32, cd *C.astack_decision, op Operation) (Decision, error) {
+func decision(rc uint32, cd *C.astack_decision, op Operation) (Decision, error) {
 	d := Decision{
 		Limit:              uint32(cd.limit),
 		Remaining:          uint32(cd.remaining),
@@ -191,12 +172,33 @@ func (e *Engine) decision(rc uint32, cd *C.astack_decision, op Operation) (Decis
 	if rc == C.ASTACK_OK {
 		d.Allowed = true
 		d.Code = "ok"
-		d.KeyID, d.AccountID = e.names.get(&cd.key_id, &cd.account_id)
+		d.KeyID, d.AccountID = ids(cd)
 		return d, nil
 	}
 	err := denial(rc, &d, op)
 	d.Code = err.Code
 	return d, err
+}
+
+// ids copies the key and account ids of an allowed C decision into Go strings, sharing one
+// allocation.
+func ids(cd *C.astack_decision) (keyID, accountID string) {
+	k, a := cbytes(cd.key_id[:]), cbytes(cd.account_id[:])
+	var b strings.Builder
+	b.Grow(len(k) + len(a))
+	b.Write(k)
+	b.Write(a)
+	both := b.String()
+	return both[:len(k)], both[len(k):]
+}
+
+// cbytes is the bytes of a NUL-terminated C array, without copying.
+func cbytes(array []C.char) []byte {
+	b := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(array))), len(array))
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		return b[:i]
+	}
+	return b
 }
 
 // denial is the *Error of a denied decision, with the details the JSON body would carry.

@@ -18,8 +18,8 @@ package astack
 /*
 #cgo CFLAGS: -I${SRCDIR}/../../include
 #cgo LDFLAGS: ${SRCDIR}/../../target/release/libastack.a -lpthread -ldl -lm
-#cgo noescape astack_authorize_op
-#cgo nocallback astack_authorize_op
+#cgo noescape astack_authorize_bytes
+#cgo nocallback astack_authorize_bytes
 #cgo noescape astack_limiter_check
 #cgo nocallback astack_limiter_check
 #include <stdlib.h>
@@ -49,8 +49,6 @@ type Engine struct {
 	// memory.
 	mu  sync.RWMutex
 	ptr *C.astack_engine
-	// names turns decided ids into strings.
-	names names
 }
 
 // Option changes how New makes an engine.
