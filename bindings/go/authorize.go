@@ -139,14 +139,13 @@ func (d *Decision) SetHeaders(h http.Header) {
 // allowed request allocates once, for the two ids.
 func (e *Engine) Authorize(apiKey string, op Operation) (Decision, error) {
 	var cd C.astack_decision
-	e.mu.RLock()
-	if e.ptr == nil {
-		e.mu.RUnlock()
+	ticket, ok := e.gate.enter()
+	if !ok {
 		return Decision{Code: ErrClosed.Code}, ErrClosed
 	}
 	key := (*C.char)(unsafe.Pointer(unsafe.StringData(apiKey)))
 	rc := C.astack_authorize_bytes(e.ptr, key, C.size_t(len(apiKey)), C.uint32_t(op), &cd)
-	e.mu.RUnlock()
+	e.gate.exit(ticket)
 	runtime.KeepAlive(e)
 	return decision(uint32(rc), &cd, op)
 }
