@@ -137,30 +137,41 @@ func (d *Decision) SetHeaders(h http.Header) {
 // details (RetryAfter for rate_limited) — the decision still carries the rate-limit figures
 // for the response headers. One cgo call, handed the key's bytes in place (never copied); an
 // allowed request allocates once, for the two ids.
-func (e *Engine) Authorize(apiKey string, op Operation) (Decision, error) {
+func (e *Engine) Authorize(apiKey string, op Operation) (d Decision, err error) {
 	var cd C.astack_decision
 	ticket, ok := e.gate.enter()
 	if !ok {
-		return Decision{Code: ErrClosed.Code}, ErrClosed
+		d.Code = ErrClosed.Code
+		return d, ErrClosed
 	}
 	key := (*C.char)(unsafe.Pointer(unsafe.StringData(apiKey)))
-	rc := C.astack_authorize_bytes(e.ptr, key, C.size_t(len(apiKey)), C.uint32_t(op), &cd)
+	rc := uint32(C.astack_authorize_bytes(e.ptr, key, C.size_t(len(apiKey)), C.uint32_t(op), &cd))
 	e.gate.exit(ticket)
 	runtime.KeepAlive(e)
-	return decision(uint32(rc), &cd, op)
+
+	// The result is filled in place: a Decision is over 100 bytes.
+	d.setRate(&cd)
+	if rc == C.ASTACK_OK {
+		d.Allowed = true
+		d.Code = "ok"
+		d.KeyID, d.AccountID = ids(&cd)
+		return d, nil
+	}
+	denied := denial(rc, &d, op)
+	d.Code = denied.Code
+	return d, denied
 }
 
-// decision converts a C decision, building the error of a denial.
-func decision(rc uint32, cd *C.astack_decision, op Operation) (Decision, error) {
-	d := Decision{
-		Limit:              uint32(cd.limit),
-		Remaining:          uint32(cd.remaining),
-		Reset:              uint64(cd.reset),
-		RetryAfter:         uint64(cd.retry_after),
-		RequestsPerMinute:  uint32(cd.requests_per_minute),
-		RequestsPerHour:    uint32(cd.requests_per_hour),
-		ConcurrentSessions: uint32(cd.concurrent_sessions),
-	}
+// setRate copies the rate-limit figures of a C decision (all zero when the key was not
+// authenticated).
+func (d *Decision) setRate(cd *C.astack_decision) {
+	d.Limit = uint32(cd.limit)
+	d.Remaining = uint32(cd.remaining)
+	d.Reset = uint64(cd.reset)
+	d.RetryAfter = uint64(cd.retry_after)
+	d.RequestsPerMinute = uint32(cd.requests_per_minute)
+	d.RequestsPerHour = uint32(cd.requests_per_hour)
+	d.ConcurrentSessions = uint32(cd.concurrent_sessions)
 	if d.HasRate() {
 		if cd.window == C.ASTACK_WINDOW_HOUR {
 			d.Window = "hour"
@@ -168,15 +179,6 @@ func decision(rc uint32, cd *C.astack_decision, op Operation) (Decision, error) 
 			d.Window = "minute"
 		}
 	}
-	if rc == C.ASTACK_OK {
-		d.Allowed = true
-		d.Code = "ok"
-		d.KeyID, d.AccountID = ids(cd)
-		return d, nil
-	}
-	err := denial(rc, &d, op)
-	d.Code = err.Code
-	return d, err
 }
 
 // ids copies the key and account ids of an allowed C decision into Go strings, sharing one
