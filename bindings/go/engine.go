@@ -112,7 +112,8 @@ func NewFromJSON(config string, opts ...Option) (*Engine, error) {
 }
 
 // Close releases the engine. It is idempotent and safe to call while other goroutines use the
-// engine: it waits for calls in flight, and every later call returns ErrClosed.
+// engine: every call that starts after it returns ErrClosed, and the first Close waits for the
+// calls in flight before releasing the engine (a later Close returns at once).
 func (e *Engine) Close() error {
 	if e.gate.close() {
 		C.astack_engine_free(e.ptr)
