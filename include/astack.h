@@ -432,6 +432,19 @@ astack_result astack_authorize_op(const struct astack_engine *engine,
                                   struct astack_decision *out);
 
 /**
+ * As `astack_authorize_op`, with the key as `api_key_len` bytes at `api_key`, which need no
+ * NUL terminator: a binding passes its string's own bytes, without copying them. A key
+ * holding a NUL byte is `ASTACK_INVALID_API_KEY`; `api_key` may be NULL only when
+ * `api_key_len` is 0 (no key presented: `ASTACK_MISSING_API_KEY`), else it is
+ * `ASTACK_NULL_ARGUMENT`. Thread-safe.
+ */
+astack_result astack_authorize_bytes(const struct astack_engine *engine,
+                                     const char *api_key,
+                                     size_t api_key_len,
+                                     uint32_t operation,
+                                     struct astack_decision *out);
+
+/**
  * The SPEC §3 name of an `astack_operation` (`"session.create"`…): a static string the caller
  * must not free, or NULL for an unknown number. Thread-safe.
  */

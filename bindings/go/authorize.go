@@ -6,6 +6,7 @@ package astack
 import "C"
 
 import (
+	"bytes"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -129,58 +130,48 @@ func (d *Decision) SetHeaders(h http.Header) {
 	}
 }
 
-// maxStackKey is the longest key Authorize copies without allocating (keys are 39 bytes).
-const maxStackKey = 127
-
 // Authorize decides a request (SPEC §4): apiKey is the presented key ("" when none was),
 // op the operation. It runs the checks in order; a denied request consumes no tokens.
 //
 // It returns the decision, and on denial also an *Error with the SPEC code, status and
 // details (RetryAfter for rate_limited) — the decision still carries the rate-limit figures
-// for the response headers. One cgo call; no allocation on the library's side.
-func (e *Engine) Authorize(apiKey string, op Operation) (Decision, error) {
-	var d Decision
-	if strings.IndexByte(apiKey, 0) >= 0 {
-		// The C string would end at the NUL: refuse the key rather than read a prefix of it.
-		d.Code = "invalid_api_key"
-		return d, newError(d.Code, "the API key is malformed or unknown")
-	}
-	var buf [maxStackKey + 1]byte
-	var key []byte
-	if len(apiKey) <= maxStackKey {
-		key = buf[:len(apiKey)+1]
-	} else {
-		key = make([]byte, len(apiKey)+1)
-	}
-	copy(key, apiKey)
-	key[len(apiKey)] = 0
-
+// for the response headers. One cgo call, handed the key's bytes in place (never copied); an
+// allowed request allocates once, for the two ids.
+func (e *Engine) Authorize(apiKey string, op Operation) (d Decision, err error) {
 	var cd C.astack_decision
-	e.mu.RLock()
-	if e.ptr == nil {
-		e.mu.RUnlock()
+	ticket, ok := e.gate.enter()
+	if !ok {
 		d.Code = ErrClosed.Code
 		return d, ErrClosed
 	}
-	rc := C.astack_authorize_op(e.ptr, (*C.char)(unsafe.Pointer(&key[0])), C.uint32_t(op), &cd)
-	e.mu.RUnlock()
+	key := (*C.char)(unsafe.Pointer(unsafe.StringData(apiKey)))
+	rc := uint32(C.astack_authorize_bytes(e.ptr, key, C.size_t(len(apiKey)), C.uint32_t(op), &cd))
+	e.gate.exit(ticket)
 	runtime.KeepAlive(e)
-	runtime.KeepAlive(key)
 
-	return e.decision(uint32(rc), &cd, op)
+	// The result is filled in place: a Decision is over 100 bytes.
+	d.setRate(&cd)
+	if rc == C.ASTACK_OK {
+		d.Allowed = true
+		d.Code = "ok"
+		d.KeyID, d.AccountID = ids(&cd)
+		return d, nil
+	}
+	denied := denial(rc, &d, op)
+	d.Code = denied.Code
+	return d, denied
 }
 
-// decision converts a C decision, building the error of a denial.
-func (e *Engine) decision(rc uint32, cd *C.astack_decision, op Operation) (Decision, error) {
-	d := Decision{
-		Limit:              uint32(cd.limit),
-		Remaining:          uint32(cd.remaining),
-		Reset:              uint64(cd.reset),
-		RetryAfter:         uint64(cd.retry_after),
-		RequestsPerMinute:  uint32(cd.requests_per_minute),
-		RequestsPerHour:    uint32(cd.requests_per_hour),
-		ConcurrentSessions: uint32(cd.concurrent_sessions),
-	}
+// setRate copies the rate-limit figures of a C decision (all zero when the key was not
+// authenticated).
+func (d *Decision) setRate(cd *C.astack_decision) {
+	d.Limit = uint32(cd.limit)
+	d.Remaining = uint32(cd.remaining)
+	d.Reset = uint64(cd.reset)
+	d.RetryAfter = uint64(cd.retry_after)
+	d.RequestsPerMinute = uint32(cd.requests_per_minute)
+	d.RequestsPerHour = uint32(cd.requests_per_hour)
+	d.ConcurrentSessions = uint32(cd.concurrent_sessions)
 	if d.HasRate() {
 		if cd.window == C.ASTACK_WINDOW_HOUR {
 			d.Window = "hour"
@@ -188,15 +179,27 @@ func (e *Engine) decision(rc uint32, cd *C.astack_decision, op Operation) (Decis
 			d.Window = "minute"
 		}
 	}
-	if rc == C.ASTACK_OK {
-		d.Allowed = true
-		d.Code = "ok"
-		d.KeyID, d.AccountID = e.names.get(&cd.key_id, &cd.account_id)
-		return d, nil
+}
+
+// ids copies the key and account ids of an allowed C decision into Go strings, sharing one
+// allocation.
+func ids(cd *C.astack_decision) (keyID, accountID string) {
+	k, a := cbytes(cd.key_id[:]), cbytes(cd.account_id[:])
+	var b strings.Builder
+	b.Grow(len(k) + len(a))
+	b.Write(k)
+	b.Write(a)
+	both := b.String()
+	return both[:len(k)], both[len(k):]
+}
+
+// cbytes is the bytes of a NUL-terminated C array, without copying.
+func cbytes(array []C.char) []byte {
+	b := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(array))), len(array))
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		return b[:i]
 	}
-	err := denial(rc, &d, op)
-	d.Code = err.Code
-	return d, err
+	return b
 }
 
 // denial is the *Error of a denied decision, with the details the JSON body would carry.

@@ -18,8 +18,8 @@ package astack
 /*
 #cgo CFLAGS: -I${SRCDIR}/../../include
 #cgo LDFLAGS: ${SRCDIR}/../../target/release/libastack.a -lpthread -ldl -lm
-#cgo noescape astack_authorize_op
-#cgo nocallback astack_authorize_op
+#cgo noescape astack_authorize_bytes
+#cgo nocallback astack_authorize_bytes
 #cgo noescape astack_limiter_check
 #cgo nocallback astack_limiter_check
 #include <stdlib.h>
@@ -32,7 +32,6 @@ import (
 	"encoding/json"
 	"runtime"
 	"strings"
-	"sync"
 	"time"
 	"unsafe"
 )
@@ -44,13 +43,11 @@ func Version() string { return C.GoString(C.astack_version()) }
 // and audit. It is safe for concurrent use. Release it with Close; a finalizer releases an
 // engine that was dropped without Close, as a safety net only.
 type Engine struct {
-	// mu is held for reading by every call into the library and for writing by Close, so a
-	// call racing Close either completes first or sees a closed engine: it never touches freed
-	// memory.
-	mu  sync.RWMutex
-	ptr *C.astack_engine
-	// names turns decided ids into strings.
-	names names
+	// gate admits every call into the library, and lets Close wait for the calls in flight
+	// before it releases ptr: a call racing Close either completes first or sees a closed
+	// engine, and never touches freed memory.
+	gate gate
+	ptr  *C.astack_engine
 }
 
 // Option changes how New makes an engine.
@@ -115,13 +112,11 @@ func NewFromJSON(config string, opts ...Option) (*Engine, error) {
 }
 
 // Close releases the engine. It is idempotent and safe to call while other goroutines use the
-// engine: it waits for calls in flight, and every later call returns ErrClosed.
+// engine: every call that starts after it returns ErrClosed, and the first Close waits for the
+// calls in flight before releasing the engine (a later Close returns at once).
 func (e *Engine) Close() error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.ptr != nil {
+	if e.gate.close() {
 		C.astack_engine_free(e.ptr)
-		e.ptr = nil
 		runtime.SetFinalizer(e, nil)
 	}
 	return nil
@@ -177,13 +172,13 @@ func (e *Engine) Advance(d time.Duration) error {
 	return e.do(func(p *C.astack_engine) C.astack_result { return C.astack_clock_advance(p, C.uint64_t(ms)) })
 }
 
-// do runs a call answering only with a result code, under the read lock.
+// do runs a call answering only with a result code, admitted by the gate.
 func (e *Engine) do(call func(*C.astack_engine) C.astack_result) error {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	if e.ptr == nil {
+	ticket, ok := e.gate.enter()
+	if !ok {
 		return ErrClosed
 	}
+	defer e.gate.exit(ticket)
 	rc := call(e.ptr)
 	runtime.KeepAlive(e)
 	if rc != C.ASTACK_OK {
@@ -192,14 +187,14 @@ func (e *Engine) do(call func(*C.astack_engine) C.astack_result) error {
 	return nil
 }
 
-// jsonCall runs a cold path under the read lock and returns its JSON answer, or the *Error its
-// error body describes.
+// jsonCall runs a cold path admitted by the gate and returns its JSON answer, or the *Error
+// its error body describes.
 func (e *Engine) jsonCall(call func(*C.astack_engine, **C.char) C.astack_result) (json.RawMessage, error) {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	if e.ptr == nil {
+	ticket, ok := e.gate.enter()
+	if !ok {
 		return nil, ErrClosed
 	}
+	defer e.gate.exit(ticket)
 	var out *C.char
 	rc := call(e.ptr, &out)
 	runtime.KeepAlive(e)

@@ -11,7 +11,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -26,7 +25,9 @@ type Window struct {
 // windows (SPEC §5): a request takes one token from every window of its key, or none. It is
 // safe for concurrent use; release it with Close.
 type Limiter struct {
-	mu      sync.RWMutex
+	// gate admits every call into the library, and lets Close wait for the calls in flight
+	// before it releases ptr.
+	gate    gate
 	ptr     *C.astack_limiter
 	windows []Window
 }
@@ -56,11 +57,8 @@ func NewLimiter(windows ...Window) (*Limiter, error) {
 
 // Close releases the limiter; idempotent, and later calls return ErrClosed.
 func (l *Limiter) Close() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.ptr != nil {
+	if l.gate.close() {
 		C.astack_limiter_free(l.ptr)
-		l.ptr = nil
 		runtime.SetFinalizer(l, nil)
 	}
 	return nil
@@ -91,13 +89,12 @@ func (l *Limiter) Allow(key string, now time.Time) (LimitDecision, error) {
 	}
 	defer s.free()
 	var cd C.astack_decision
-	l.mu.RLock()
-	if l.ptr == nil {
-		l.mu.RUnlock()
+	ticket, ok := l.gate.enter()
+	if !ok {
 		return d, ErrClosed
 	}
 	rc := C.astack_limiter_check(l.ptr, s[0], C.uint64_t(ms), &cd)
-	l.mu.RUnlock()
+	l.gate.exit(ticket)
 	runtime.KeepAlive(l)
 	if rc != C.ASTACK_OK && rc != C.ASTACK_RATE_LIMITED {
 		return d, resultError(uint32(rc), "key")
@@ -150,11 +147,11 @@ func (d *LimitDecision) SetHeaders(h http.Header) {
 
 // Sweep forgets keys whose every bucket is full again at now and returns how many remain.
 func (l *Limiter) Sweep(now time.Time) (int, error) {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	if l.ptr == nil {
+	ticket, ok := l.gate.enter()
+	if !ok {
 		return 0, ErrClosed
 	}
+	defer l.gate.exit(ticket)
 	var n C.uint64_t
 	ms := now.UnixMilli()
 	if ms < 0 {
@@ -177,11 +174,11 @@ func (l *Limiter) cHeaders(d *LimitDecision, code uint32, window uint32) (string
 	cd.remaining = C.uint32_t(d.Remaining)
 	cd.reset = C.uint64_t(d.Reset)
 	cd.retry_after = C.uint64_t(d.RetryAfter)
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	if l.ptr == nil {
+	ticket, ok := l.gate.enter()
+	if !ok {
 		return "", "", ErrClosed
 	}
+	defer l.gate.exit(ticket)
 	var policy, ratelimit *C.char
 	rc := C.astack_limiter_headers(l.ptr, &cd, &policy, &ratelimit)
 	runtime.KeepAlive(l)

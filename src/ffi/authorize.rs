@@ -134,22 +134,22 @@ impl astack_decision {
         self.concurrent_sessions = limits.concurrent_sessions;
     }
 
-    fn allowed(authorization: &Authorization) -> Self {
-        let mut out = Self::denied(ASTACK_OK);
-        out.rate(&authorization.decision, &authorization.limits);
+    /// Fills a decision that starts empty (`denied`), `code` last.
+    fn allowed(&mut self, authorization: &Authorization) {
+        self.rate(&authorization.decision, &authorization.limits);
         authorization.principal.with_ids(|key_id, account_id| {
-            copy_text(&mut out.key_id, key_id);
-            copy_text(&mut out.account_id, account_id);
+            copy_text(&mut self.key_id, key_id);
+            copy_text(&mut self.account_id, account_id);
         });
-        out
+        self.code = ASTACK_OK;
     }
 
-    fn refused(denial: &Denial) -> Self {
-        let mut out = Self::denied((&denial.error).into());
+    /// Fills a decision that starts empty (`denied`), `code` last.
+    fn refused(&mut self, denial: &Denial) {
         if let Some((decision, limits)) = &denial.rate {
-            out.rate(decision, limits);
+            self.rate(decision, limits);
         }
-        out
+        self.code = (&denial.error).into();
     }
 }
 
@@ -166,35 +166,48 @@ fn copy_text(buffer: &mut [c_char], text: &str) {
     buffer[end] = 0;
 }
 
+/// Decides a request into `*out`, built in place (no copy of the 600-byte struct). Runs inside
+/// the caller's panic boundary: `*out` holds `ASTACK_INTERNAL_ERROR` until the decision is
+/// complete, so a panic never leaves a half-written decision that reads as allowed.
 fn decide(
     engine: *const super::astack_engine,
-    api_key: *const c_char,
+    api_key: Outcome<&[u8]>,
     operation: Outcome<Operation>,
     out: *mut astack_decision,
 ) -> astack_result {
-    boundary(ASTACK_INTERNAL_ERROR, || {
-        if out.is_null() {
-            return ASTACK_NULL_ARGUMENT;
+    if out.is_null() {
+        return ASTACK_NULL_ARGUMENT;
+    }
+    // SAFETY: checked non-NULL; the caller owns a writable, aligned `astack_decision`. Once
+    // written whole it is initialized, so it may be borrowed.
+    let out = unsafe {
+        out.write(astack_decision::denied(ASTACK_INTERNAL_ERROR));
+        &mut *out
+    };
+    let decided: Outcome<()> = (|| {
+        let engine = engine_ref(engine)?;
+        let operation = operation?;
+        // A key that is not UTF-8 cannot be well-formed: it is `invalid_api_key`, as over HTTP.
+        let api_key = std::str::from_utf8(api_key?).unwrap_or("\u{1}");
+        match engine.authorize(api_key, operation) {
+            Ok(authorization) => out.allowed(&authorization),
+            Err(denial) => out.refused(&denial),
         }
-        let decision = (|| {
-            let engine = engine_ref(engine)?;
-            let operation = operation?;
-            if api_key.is_null() {
-                return Err(Failure::Abi(ASTACK_NULL_ARGUMENT, "api_key"));
-            }
-            // SAFETY: non-NULL; the caller passes a NUL-terminated string. A key that is not
-            // UTF-8 cannot be well-formed: it is `invalid_api_key`, as over HTTP.
-            let api_key = unsafe { CStr::from_ptr(api_key) }.to_str().unwrap_or("\u{1}");
-            Ok(match engine.authorize(api_key, operation) {
-                Ok(authorization) => astack_decision::allowed(&authorization),
-                Err(denial) => astack_decision::refused(&denial),
-            })
-        })()
-        .unwrap_or_else(|failure: Failure| astack_decision::denied(failure.result()));
-        // SAFETY: checked non-NULL; the caller owns a writable `astack_decision`.
-        unsafe { out.write(decision) };
-        decision.code
-    })
+        Ok(())
+    })();
+    if let Err(failure) = decided {
+        out.code = failure.result();
+    }
+    out.code
+}
+
+/// A NUL-terminated key's bytes.
+fn key_of<'a>(api_key: *const c_char) -> Outcome<&'a [u8]> {
+    if api_key.is_null() {
+        return Err(Failure::Abi(ASTACK_NULL_ARGUMENT, "api_key"));
+    }
+    // SAFETY: non-NULL; the caller passes a NUL-terminated string valid for the call.
+    Ok(unsafe { CStr::from_ptr(api_key) }.to_bytes())
 }
 
 /// Decides a request (SPEC §4): `api_key` is the presented key ("" when none was presented),
@@ -218,7 +231,7 @@ pub extern "C" fn astack_authorize(
     boundary(ASTACK_INTERNAL_ERROR, || {
         let operation = text(operation, "operation")
             .and_then(|name| Operation::parse(name).ok_or(Failure::Abi(ASTACK_INVALID_ARGUMENT, "operation")));
-        decide(engine, api_key, operation, out)
+        decide(engine, key_of(api_key), operation, out)
     })
 }
 
@@ -232,9 +245,37 @@ pub extern "C" fn astack_authorize_op(
     out: *mut astack_decision,
 ) -> astack_result {
     boundary(ASTACK_INTERNAL_ERROR, || {
-        let operation = operation_of(operation).ok_or(Failure::Abi(ASTACK_INVALID_ARGUMENT, "operation"));
-        decide(engine, api_key, operation, out)
+        decide(engine, key_of(api_key), operation_number(operation), out)
     })
+}
+
+/// As `astack_authorize_op`, with the key as `api_key_len` bytes at `api_key`, which need no
+/// NUL terminator: a binding passes its string's own bytes, without copying them. A key
+/// holding a NUL byte is `ASTACK_INVALID_API_KEY`; `api_key` may be NULL only when
+/// `api_key_len` is 0 (no key presented: `ASTACK_MISSING_API_KEY`), else it is
+/// `ASTACK_NULL_ARGUMENT`. Thread-safe.
+#[no_mangle]
+pub extern "C" fn astack_authorize_bytes(
+    engine: *const super::astack_engine,
+    api_key: *const c_char,
+    api_key_len: usize,
+    operation: u32,
+    out: *mut astack_decision,
+) -> astack_result {
+    boundary(ASTACK_INTERNAL_ERROR, || {
+        let api_key: Outcome<&[u8]> = match (api_key.is_null(), api_key_len) {
+            (true, 0) => Ok(&[]),
+            (true, _) => Err(Failure::Abi(ASTACK_NULL_ARGUMENT, "api_key")),
+            // SAFETY: non-NULL; the caller passes `api_key_len` readable bytes valid for the call.
+            (false, len) => Ok(unsafe { std::slice::from_raw_parts(api_key.cast::<u8>(), len) }),
+        };
+        decide(engine, api_key, operation_number(operation), out)
+    })
+}
+
+/// An `astack_operation` number, or `ASTACK_INVALID_ARGUMENT`.
+fn operation_number(operation: u32) -> Outcome<Operation> {
+    operation_of(operation).ok_or(Failure::Abi(ASTACK_INVALID_ARGUMENT, "operation"))
 }
 
 /// The SPEC §3 name of an `astack_operation` (`"session.create"`…): a static string the caller

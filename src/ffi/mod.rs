@@ -8,8 +8,9 @@
 //! - Every body runs inside one panic boundary ([`boundary`]): a panic becomes
 //!   `ASTACK_INTERNAL_ERROR`, never an abort. Every pointer is checked for `NULL`; invalid UTF-8
 //!   is `ASTACK_INVALID_UTF8`; malformed JSON is `ASTACK_INVALID_REQUEST` naming the field.
-//! - The hot path, `astack_authorize`, fills a caller-owned [`astack_decision`] and allocates
-//!   nothing. Cold paths exchange JSON: on success `*out_json` is the result, on failure the
+//! - The hot path, `astack_authorize` (with the operation as a number, `astack_authorize_op`;
+//!   with the key as bytes and a length, `astack_authorize_bytes`), fills a caller-owned
+//!   [`astack_decision`] and allocates nothing. Cold paths exchange JSON: on success `*out_json` is the result, on failure the
 //!   SPEC §9 error body `{"error": {"code", "message", ...}}`; either way the caller frees it
 //!   with `astack_string_free`.
 //! - The acting key of a cold path is named by its `key_id`, as an earlier authorize reported it.

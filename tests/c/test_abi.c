@@ -217,6 +217,22 @@ static void test_authorize(void) {
   CHECK_RESULT(astack_authorize_op(engine, key, 0, &d), ASTACK_INVALID_ARGUMENT);
   CHECK(d.code == ASTACK_INVALID_ARGUMENT);
   CHECK_RESULT(astack_authorize_op(engine, key, 11, &d), ASTACK_INVALID_ARGUMENT);
+  /* The key as bytes and a length: no NUL terminator needed, a NUL inside is no key. */
+  strcpy(bad, key);
+  strcat(bad, "trailing");
+  CHECK_RESULT(astack_authorize_bytes(engine, bad, strlen(key), ASTACK_OP_SESSION_READ, &d), ASTACK_OK);
+  CHECK(d.remaining == 0 && strcmp(d.key_id, id) == 0 && strcmp(d.account_id, "acme") == 0);
+  CHECK_RESULT(astack_clock_advance(engine, 40000), ASTACK_OK);
+  CHECK_RESULT(astack_authorize_bytes(engine, key, strlen(key) - 1, ASTACK_OP_SESSION_READ, &d), ASTACK_INVALID_API_KEY);
+  CHECK_RESULT(astack_authorize_bytes(engine, key, strlen(key) + 1, ASTACK_OP_SESSION_READ, &d), ASTACK_INVALID_API_KEY);
+  CHECK(d.key_id[0] == '\0' && d.requests_per_minute == 0);
+  CHECK_RESULT(astack_authorize_bytes(engine, NULL, 0, ASTACK_OP_SESSION_READ, &d), ASTACK_MISSING_API_KEY);
+  CHECK_RESULT(astack_authorize_bytes(engine, NULL, 1, ASTACK_OP_SESSION_READ, &d), ASTACK_NULL_ARGUMENT);
+  CHECK_RESULT(astack_authorize_bytes(engine, key, strlen(key), 0, &d), ASTACK_INVALID_ARGUMENT);
+  CHECK_RESULT(astack_authorize_bytes(NULL, key, strlen(key), ASTACK_OP_SESSION_READ, &d), ASTACK_NULL_ARGUMENT);
+  CHECK_RESULT(astack_authorize_bytes(engine, key, strlen(key), ASTACK_OP_SESSION_READ, NULL), ASTACK_NULL_ARGUMENT);
+  CHECK_RESULT(astack_authorize_bytes(engine, key, strlen(key), ASTACK_OP_SESSION_READ, &d), ASTACK_OK);
+  CHECK(d.remaining == 1);
 
   /* Wrong scope: denied, no token taken, rate fields still reported. */
   CHECK_RESULT(astack_authorize(engine, key, "session.create", &d), ASTACK_INSUFFICIENT_SCOPE);
