@@ -4,7 +4,8 @@
 # For each workload (authenticated GET /api/v1/sessions/:id, POST /api/v1/sessions), wrk runs
 # against the release server twice: with the engine (keys, scopes, limits, sessions, tokens),
 # and with `--no-engine` (the same axum stack, layers and JSON, answering canned sessions: the
-# stack's own ceiling). Prints requests/s for both and the ratio.
+# stack's own ceiling). Prints requests/s for both and the ratio, then the same as BENCH lines
+# for `make bench`'s table (benches/table.py).
 #
 #   DURATION=5s ROUNDS=3 THREADS=2 CONNECTIONS=32 bash benches/server/run.sh
 set -euo pipefail
@@ -95,4 +96,11 @@ for w in get post; do
   case $w in get) name="GET /api/v1/sessions/:id";; post) name="POST /api/v1/sessions";; esac
   ratio=$(python3 -c "print(f'{${R[engine,$w]}/${R[ceiling,$w]}:.2f}x')")
   printf '%-28s %14s %15s %7s\n' "$name" "${R[engine,$w]}" "${R[ceiling,$w]}" "$ratio"
+done
+# The same figures for `make bench`'s one table (benches/table.py): ours is astack, the peer
+# the ceiling.
+echo
+for w in get post; do
+  case $w in get) workload=server/get_session;; post) workload=server/post_sessions;; esac
+  echo "BENCH $workload ours=${R[engine,$w]} peer=${R[ceiling,$w]} unit=ops/s aim=>=0.8x"
 done
