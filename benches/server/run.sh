@@ -76,14 +76,18 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1
 # spell weighs on both, and each figure is the median of its rounds.
 declare -A ALL
 for round in $(seq "$ROUNDS"); do
+  line="round $round/$ROUNDS (load $(cut -d' ' -f1 /proc/loadavg)):"
   for mode in engine ceiling; do
     id=$(curl -fs -X POST "${BASE[$mode]}/api/v1/sessions" -H "Authorization: Bearer $KEY" \
           -H 'Content-Type: application/json' -d '{"end_user_id": "bench"}' \
           | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-    ALL[$mode,get]+=" $(rps -s "$HERE/get_session.lua" "${BASE[$mode]}/api/v1/sessions/$id")"
-    ALL[$mode,post]+=" $(rps -s "$HERE/post_session.lua" "${BASE[$mode]}/api/v1/sessions")"
+    get=$(rps -s "$HERE/get_session.lua" "${BASE[$mode]}/api/v1/sessions/$id")
+    post=$(rps -s "$HERE/post_session.lua" "${BASE[$mode]}/api/v1/sessions")
+    ALL[$mode,get]+=" $get"
+    ALL[$mode,post]+=" $post"
+    line+=" $mode GET $get POST $post"
   done
-  echo "round $round/$ROUNDS done" >&2
+  echo "$line" >&2
 done
 declare -A R
 for k in "${!ALL[@]}"; do R[$k]=$(median ${ALL[$k]}); done
