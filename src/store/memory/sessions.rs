@@ -47,6 +47,16 @@ struct Shard {
     expiry: BTreeMap<(u64, u64), Arc<str>>,
 }
 
+impl Shard {
+    /// Indexes the expiry of a live session (`next_due` lowered to match).
+    fn index_expiry(&mut self, session: &Session, seq: u64, id: &Arc<str>, next_due: &AtomicU64) {
+        if session.is_live() {
+            self.expiry.insert((session.expires_at, seq), Arc::clone(id));
+            next_due.fetch_min(session.expires_at, Ordering::SeqCst);
+        }
+    }
+}
+
 /// What is exact across shards: slots in use per key, live sessions per worker, the workers in
 /// registration order, and the number of sessions ever created (the next creation sequence).
 #[derive(Default)]
@@ -115,17 +125,6 @@ impl Default for SessionTable {
             next_due: AtomicU64::new(u64::MAX),
         }
     }
-}
-
-impl Shard {
-    /// Indexes the expiry of a live session (`next_due` lowered to match).
-    fn index_expiry(&mut self, session: &Session, seq: u64, id: &Arc<str>, next_due: &AtomicU64) {
-        if session.is_live() {
-            self.expiry.insert((session.expires_at, seq), Arc::clone(id));
-            next_due.fetch_min(session.expires_at, Ordering::SeqCst);
-        }
-    }
-
 }
 
 impl SessionTable {
@@ -273,5 +272,91 @@ impl SessionTable {
             .iter()
             .map(|w| WorkerStatus { worker: w.clone(), active_sessions: ledger.load(&w.node_id) })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::{ConnectionType, Quality, Status};
+
+    fn worker() -> Worker {
+        Worker { node_id: "w".into(), url: "ws://w".into(), capacity: 100, draining: false }
+    }
+
+    fn session(n: u32, account: &str, expires_at: u64) -> Session {
+        Session {
+            id: format!("sess_{n}"),
+            account_id: account.into(),
+            status: Status::Pending,
+            end_user_id: "u".into(),
+            connection_type: ConnectionType::Websocket,
+            quality: Quality::Standard,
+            features: Vec::new(),
+            metadata: serde_json::json!({}),
+            key_id: "key".into(),
+            node_id: String::new(),
+            worker_url: String::new(),
+            created_at: 0,
+            expires_at,
+            connected_at: None,
+            ended_at: None,
+            end_reason: None,
+        }
+    }
+
+    fn ids(sessions: Vec<Session>) -> Vec<String> {
+        sessions.into_iter().map(|s| s.id).collect()
+    }
+
+    #[test]
+    fn lists_newest_first_across_shards() {
+        let table = SessionTable::default();
+        for n in 0..40 {
+            table.create(session(n, if n % 2 == 0 { "a" } else { "b" }, 1_000), 100, &worker()).unwrap();
+        }
+        assert_eq!(ids(table.list(Some("a"), 3)), ["sess_38", "sess_36", "sess_34"]);
+        assert_eq!(ids(table.list(None, 2)), ["sess_39", "sess_38"]);
+        assert_eq!(table.list(Some("b"), 100).len(), 20);
+    }
+
+    #[test]
+    fn slots_and_load_follow_liveness_and_the_limit_is_exact() {
+        let table = SessionTable::default();
+        table.insert_worker(worker()).unwrap();
+        for n in 0..3 {
+            table.create(session(n, "a", 1_000), 3, &worker()).unwrap();
+        }
+        let refused = table.create(session(3, "a", 1_000), 3, &worker());
+        assert!(matches!(refused, Err(Error::ConcurrentSessionLimit { limit: 3 })));
+        table.update("sess_1", &mut |s| {
+            s.terminate(10);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(table.slots_in_use("key"), 2);
+        assert_eq!(table.workers()[0].active_sessions, 2);
+        table.create(session(3, "a", 1_000), 3, &worker()).unwrap();
+        assert_eq!(table.slots_in_use("key"), 3);
+    }
+
+    #[test]
+    fn due_follows_every_expiry_change() {
+        let table = SessionTable::default();
+        assert!(table.due(u64::MAX - 1).is_empty());
+        table.create(session(1, "a", 500), 10, &worker()).unwrap();
+        table.create(session(2, "a", 300), 10, &worker()).unwrap();
+        assert!(table.due(299).is_empty());
+        assert_eq!(table.due(500), ["sess_2", "sess_1"]);
+        table.update("sess_2", &mut |s| {
+            s.expire_if_due(300);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(table.due(500), ["sess_1"]);
+        // Connecting moves the expiry later; the index follows.
+        table.update("sess_1", &mut |s| s.connect(400, 1_000)).unwrap();
+        assert!(table.due(1_399).is_empty());
+        assert_eq!(table.due(1_400), ["sess_1"]);
     }
 }
