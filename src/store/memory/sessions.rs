@@ -217,7 +217,7 @@ impl SessionTable {
                 None => found.extend(shard.by_id.values().map(|stored| (stored.seq, &*stored.session))),
             }
         }
-        found.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        found.sort_unstable_by_key(|(seq, _)| std::cmp::Reverse(*seq));
         found.into_iter().take(limit).map(|(_, session)| session.clone()).collect()
     }
 
