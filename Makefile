@@ -187,7 +187,7 @@ bench:
 	@mkdir -p $(BENCH_OUT)
 	@rm -f $(BENCH_OUT)/*.log
 	-$(MAKE) --no-print-directory bench-rust
-	-$(MAKE) --no-print-directory bench-server 2>&1 | tee $(BENCH_OUT)/server.log
+	-$(MAKE) --no-print-directory bench-server
 	-$(MAKE) --no-print-directory bench-stores 2>&1 | tee $(BENCH_OUT)/stores.log
 	-$(MAKE) --no-print-directory bench-node 2>&1 | tee $(BENCH_OUT)/node.log
 	-$(MAKE) --no-print-directory bench-python 2>&1 | tee $(BENCH_OUT)/python.log
@@ -231,7 +231,8 @@ bench-python: python-env
 
 ## The reference server's throughput beside the bare HTTP stack's (wrk, loopback).
 bench-server:
-	bash benches/server/run.sh
+	@mkdir -p $(BENCH_OUT)
+	set -o pipefail; bash benches/server/run.sh 2>&1 | tee $(BENCH_OUT)/server.log
 
 STORES_VENV := target/bench-venv
 ## authorize over Redis (exact and leasing) and memory, beside Python's `limits` on the same Redis.

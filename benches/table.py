@@ -2,10 +2,11 @@
 """Collects every benchmark's figures into one table (`make bench` runs it last).
 
 Reads the `BENCH <workload> ours=<x> peer=<y> unit=<u> aim=<text>` lines from the log files
-given as arguments (the Rust benches, and the Node, Python and Go benches), and the criterion
-estimates of the `authorize` and `tokens` groups from target/criterion. Prints a Markdown table:
-workload | ours | peer | ratio | aim. For times (ns) the ratio is ours / peer (below 1: we are
-faster); for rates (ops/s) it is ours / peer (above 1: we are faster).
+given as arguments (the Rust benches, the reference server's, and the Node, Python and Go
+benches), and the criterion estimates of the `authorize` and `tokens` groups from
+target/criterion. Prints a Markdown table: workload | ours | peer | ratio | aim. For times (ns)
+the ratio is ours / peer (below 1: we are faster); for rates (ops/s) it is ours / peer (above 1:
+we are faster).
 
     python3 benches/table.py target/bench/*.log
 """
@@ -34,6 +35,8 @@ AIMS = {
     "threads/two_over_one": ">=1.8x",
     "node/authorize": ">=3x rate",
     "python/authorize": ">=5x rate",
+    "server/get_session": ">=0.8x rate",
+    "server/post_sessions": ">=0.8x rate",
 }
 
 

@@ -172,7 +172,10 @@ impl std::fmt::Debug for Engine {
 }
 
 fn new_id(prefix: &str) -> String {
-    format!("{prefix}{}", Uuid::new_v4().simple())
+    let mut id = String::with_capacity(prefix.len() + uuid::fmt::Simple::LENGTH);
+    id.push_str(prefix);
+    id.push_str(Uuid::new_v4().simple().encode_lower(&mut Uuid::encode_buffer()));
+    id
 }
 
 impl Engine {
@@ -526,19 +529,18 @@ impl Engine {
     pub fn create_session(&self, principal: &Principal, request: CreateSession) -> Result<CreatedSession> {
         principal.require(Operation::SessionCreate)?;
         request.validate(&self.config.features)?;
-        let record = principal.record();
-        let limits = record.limits.resolve(&self.config.limits);
+        let limits = principal.entry.record.limits().resolve(&self.config.limits);
         let now = self.now();
         let session = Session {
             id: new_id("sess_"),
-            account_id: record.account_id,
+            account_id: principal.account_id(),
             status: Status::Pending,
             end_user_id: request.end_user_id,
             connection_type: request.connection_type,
             quality: request.quality,
             features: request.features,
             metadata: request.metadata.unwrap_or_else(|| json!({})),
-            key_id: record.id,
+            key_id: principal.key_id(),
             node_id: String::new(),
             worker_url: String::new(),
             created_at: now,

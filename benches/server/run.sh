@@ -4,7 +4,8 @@
 # For each workload (authenticated GET /api/v1/sessions/:id, POST /api/v1/sessions), wrk runs
 # against the release server twice: with the engine (keys, scopes, limits, sessions, tokens),
 # and with `--no-engine` (the same axum stack, layers and JSON, answering canned sessions: the
-# stack's own ceiling). Prints requests/s for both and the ratio.
+# stack's own ceiling). Prints requests/s for both and the ratio, then the same as BENCH lines
+# for `make bench`'s table (benches/table.py).
 #
 #   DURATION=5s ROUNDS=3 THREADS=2 CONNECTIONS=32 bash benches/server/run.sh
 set -euo pipefail
@@ -75,14 +76,18 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1
 # spell weighs on both, and each figure is the median of its rounds.
 declare -A ALL
 for round in $(seq "$ROUNDS"); do
+  line="round $round/$ROUNDS (load $(cut -d' ' -f1 /proc/loadavg)):"
   for mode in engine ceiling; do
     id=$(curl -fs -X POST "${BASE[$mode]}/api/v1/sessions" -H "Authorization: Bearer $KEY" \
           -H 'Content-Type: application/json' -d '{"end_user_id": "bench"}' \
           | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-    ALL[$mode,get]+=" $(rps -s "$HERE/get_session.lua" "${BASE[$mode]}/api/v1/sessions/$id")"
-    ALL[$mode,post]+=" $(rps -s "$HERE/post_session.lua" "${BASE[$mode]}/api/v1/sessions")"
+    get=$(rps -s "$HERE/get_session.lua" "${BASE[$mode]}/api/v1/sessions/$id")
+    post=$(rps -s "$HERE/post_session.lua" "${BASE[$mode]}/api/v1/sessions")
+    ALL[$mode,get]+=" $get"
+    ALL[$mode,post]+=" $post"
+    line+=" $mode GET $get POST $post"
   done
-  echo "round $round/$ROUNDS done" >&2
+  echo "$line" >&2
 done
 declare -A R
 for k in "${!ALL[@]}"; do R[$k]=$(median ${ALL[$k]}); done
@@ -95,4 +100,11 @@ for w in get post; do
   case $w in get) name="GET /api/v1/sessions/:id";; post) name="POST /api/v1/sessions";; esac
   ratio=$(python3 -c "print(f'{${R[engine,$w]}/${R[ceiling,$w]}:.2f}x')")
   printf '%-28s %14s %15s %7s\n' "$name" "${R[engine,$w]}" "${R[ceiling,$w]}" "$ratio"
+done
+# The same figures for `make bench`'s one table (benches/table.py): ours is astack, the peer
+# the ceiling.
+echo
+for w in get post; do
+  case $w in get) workload=server/get_session;; post) workload=server/post_sessions;; esac
+  echo "BENCH $workload ours=${R[engine,$w]} peer=${R[ceiling,$w]} unit=ops/s aim=>=0.8x"
 done

@@ -2,11 +2,13 @@
 //!
 //! Key entries sit side by side in one [`Slab`], in order of creation; they are found by digest
 //! through 64 shards of positions, each behind its own read-write lock, so that threads
-//! authorizing different keys rarely touch the same lock, and by id through one index. Sessions, slots, worker load and the
-//! expiry index share one lock, which makes "slots in use = live sessions" hold by construction.
-//! The audit log keeps the newest [`MemoryStore::AUDIT_CAPACITY`] records.
+//! authorizing different keys rarely touch the same lock, and by id through one index. Sessions
+//! are kept in shards too, with slots, worker load and workers in one small ledger beside them
+//! ([`sessions`]). The audit log keeps the newest [`MemoryStore::AUDIT_CAPACITY`] records.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+mod sessions;
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -24,7 +26,7 @@ use crate::limits::{Decision, Window};
 use crate::session::Session;
 use crate::usage::{self, Alert};
 use crate::users::User;
-use crate::workers::{self, Worker, WorkerStatus};
+use crate::workers::{Worker, WorkerStatus};
 
 const KEY_SHARDS: usize = 64;
 
@@ -36,40 +38,6 @@ fn id_tag(id: &str) -> u32 {
     let mut hasher = std::hash::DefaultHasher::new();
     id.hash(&mut hasher);
     hasher.finish() as u32
-}
-
-#[derive(Default)]
-struct Sessions {
-    by_id: HashMap<String, Session>,
-    by_account: HashMap<String, Vec<String>>,
-    slots: HashMap<String, u32>,
-    load: HashMap<String, u32>,
-    expiry: BTreeSet<(u64, String)>,
-    workers: Vec<Worker>,
-}
-
-impl Sessions {
-    fn hold(&mut self, session: &Session) {
-        *self.slots.entry(session.key_id.clone()).or_default() += 1;
-        *self.load.entry(session.node_id.clone()).or_default() += 1;
-        self.expiry.insert((session.expires_at, session.id.clone()));
-    }
-
-    fn release(&mut self, session: &Session) {
-        for (map, name) in [(&mut self.slots, &session.key_id), (&mut self.load, &session.node_id)] {
-            if let Some(count) = map.get_mut(name) {
-                *count -= 1;
-                if *count == 0 {
-                    map.remove(name);
-                }
-            }
-        }
-        self.expiry.remove(&(session.expires_at, session.id.clone()));
-    }
-
-    fn load(&self, node_id: &str) -> u32 {
-        self.load.get(node_id).copied().unwrap_or(0)
-    }
 }
 
 #[derive(Default)]
@@ -120,7 +88,7 @@ pub struct MemoryStore {
     digests: Box<[CachePadded<RwLock<Positions>>]>,
     /// Positions in `entries` by id.
     ids: RwLock<Positions>,
-    sessions: Mutex<Sessions>,
+    sessions: sessions::SessionTable,
     users: RwLock<Users>,
     accounts: RwLock<HashMap<String, Arc<Account>>>,
     audit: Mutex<VecDeque<AuditRecord>>,
@@ -132,7 +100,7 @@ impl Default for MemoryStore {
             entries: Slab::default(),
             digests: (0..KEY_SHARDS).map(|_| CachePadded::default()).collect(),
             ids: RwLock::default(),
-            sessions: Mutex::default(),
+            sessions: sessions::SessionTable::default(),
             users: RwLock::default(),
             accounts: RwLock::default(),
             audit: Mutex::default(),
@@ -241,94 +209,40 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn create_session(&self, mut session: Session, slot_limit: u32, default_worker: &Worker) -> Result<Session> {
-        let mut sessions = self.sessions.lock();
-        if sessions.slots.get(&session.key_id).copied().unwrap_or(0) >= slot_limit {
-            return Err(Error::ConcurrentSessionLimit { limit: slot_limit });
-        }
-        let worker = workers::place(&sessions.workers, default_worker, |node| sessions.load(node))?;
-        session.node_id.clone_from(&worker.node_id);
-        session.worker_url.clone_from(&worker.url);
-        sessions.hold(&session);
-        sessions.by_account.entry(session.account_id.clone()).or_default().push(session.id.clone());
-        sessions.by_id.insert(session.id.clone(), session.clone());
-        Ok(session)
+    fn create_session(&self, session: Session, slot_limit: u32, default_worker: &Worker) -> Result<Session> {
+        self.sessions.create(session, slot_limit, default_worker)
     }
 
     fn session(&self, id: &str) -> Result<Option<Session>> {
-        Ok(self.sessions.lock().by_id.get(id).cloned())
+        Ok(self.sessions.get(id))
     }
 
     fn update_session(&self, id: &str, change: SessionUpdate<'_>) -> Result<Option<Session>> {
-        let mut sessions = self.sessions.lock();
-        let Some(current) = sessions.by_id.get(id) else { return Ok(None) };
-        let mut updated = current.clone();
-        change(&mut updated)?;
-        if updated == *current {
-            // A read (nothing due, nothing changed): no index to touch.
-            return Ok(Some(updated));
-        }
-        let before = current.clone();
-        if before.is_live() {
-            sessions.release(&before);
-        }
-        if updated.is_live() {
-            sessions.hold(&updated);
-        }
-        sessions.by_id.insert(id.to_owned(), updated.clone());
-        Ok(Some(updated))
+        self.sessions.update(id, change)
     }
 
     fn list_sessions(&self, account: Option<&str>, limit: usize) -> Result<Vec<Session>> {
-        let sessions = self.sessions.lock();
-        let get = |id: &str| sessions.by_id.get(id).cloned();
-        Ok(match account {
-            Some(account) => {
-                newest_first(sessions.by_account.get(account).map_or(&[][..], Vec::as_slice), limit, get)
-            }
-            None => {
-                let mut all: Vec<Session> = sessions.by_id.values().cloned().collect();
-                all.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
-                all.truncate(limit);
-                all
-            }
-        })
+        Ok(self.sessions.list(account, limit))
     }
 
     fn due_sessions(&self, now: u64) -> Result<Vec<String>> {
-        let sessions = self.sessions.lock();
-        Ok(sessions.expiry.iter().take_while(|(at, _)| *at <= now).map(|(_, id)| id.clone()).collect())
+        Ok(self.sessions.due(now))
     }
 
     fn slots_in_use(&self, key_id: &str) -> Result<u32> {
-        Ok(self.sessions.lock().slots.get(key_id).copied().unwrap_or(0))
+        Ok(self.sessions.slots_in_use(key_id))
     }
 
     fn insert_worker(&self, worker: Worker) -> Result<()> {
-        let mut sessions = self.sessions.lock();
-        if sessions.workers.iter().any(|w| w.node_id == worker.node_id) {
-            return Err(Error::AlreadyExists { resource: "worker" });
-        }
-        sessions.workers.push(worker);
-        Ok(())
+        self.sessions.insert_worker(worker)
     }
 
     fn update_worker(&self, node_id: &str, change: &mut dyn FnMut(&Worker) -> Result<Worker>) -> Result<Option<Worker>> {
-        let mut sessions = self.sessions.lock();
-        let Some(worker) = sessions.workers.iter_mut().find(|w| w.node_id == node_id) else {
-            return Ok(None);
-        };
-        *worker = change(worker)?;
-        Ok(Some(worker.clone()))
+        self.sessions.update_worker(node_id, change)
     }
 
     fn workers(&self) -> Result<Vec<WorkerStatus>> {
-        let sessions = self.sessions.lock();
-        Ok(sessions
-            .workers
-            .iter()
-            .map(|w| WorkerStatus { worker: w.clone(), active_sessions: sessions.load(&w.node_id) })
-            .collect())
+        Ok(self.sessions.workers())
     }
 
     fn insert_user(&self, user: User) -> Result<()> {
@@ -431,11 +345,14 @@ impl Store for MemoryStore {
     }
 
     fn append_audit(&self, record: AuditRecord) -> Result<()> {
-        let mut audit = self.audit.lock();
-        if audit.len() == Self::AUDIT_CAPACITY {
-            audit.pop_front();
-        }
-        audit.push_back(record);
+        let dropped = {
+            let mut audit = self.audit.lock();
+            let dropped = if audit.len() == Self::AUDIT_CAPACITY { audit.pop_front() } else { None };
+            audit.push_back(record);
+            dropped
+        };
+        // The oldest record is freed after the lock is let go.
+        drop(dropped);
         Ok(())
     }
 

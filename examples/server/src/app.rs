@@ -93,16 +93,11 @@ pub fn set_rate_headers(headers: &mut HeaderMap, rate: &Headers) {
 /// [`astack::Principal`] to the handler, and puts the rate-limit headers on the response,
 /// whether it succeeds or fails. Routes open to all (`/healthz`, a wrong method) pass through.
 async fn authorize(State(engine): State<AppState>, request: Request, next: Next) -> Response {
-    let matched = request.extensions().get::<MatchedPath>().cloned();
-    let op = matched.as_ref().and_then(|m| operation(request.method(), m.as_str()));
-    let mut response = match op {
+    let matched = request.extensions().get::<MatchedPath>();
+    match matched.and_then(|m| operation(request.method(), m.as_str())) {
         None => next.run(request).await,
         Some(op) => authorized(&engine, op, request, next).await,
-    };
-    if let Some(matched) = matched {
-        response.extensions_mut().insert(matched);
     }
-    response
 }
 
 async fn authorized(engine: &Engine, op: Operation, mut request: Request, next: Next) -> Response {

@@ -58,9 +58,9 @@ async fn read(Id(id): Id) -> Json<Session> {
 
 /// Parses the bearer key like the real middleware, and sets fixed rate-limit headers.
 async fn headers_only(request: Request, next: Next) -> Response {
-    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let healthz = request.extensions().get::<MatchedPath>().is_some_and(|m| m.as_str() == "/healthz");
     let present = request.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer).is_some();
-    let mut response = if present || matched.as_ref().is_some_and(|m| m.as_str() == "/healthz") {
+    let mut response = if present || healthz {
         next.run(request).await
     } else {
         ApiError(Error::MissingApiKey).into_response()
@@ -71,9 +71,6 @@ async fn headers_only(request: Request, next: Next) -> Response {
         retry_after: None,
     };
     set_rate_headers(response.headers_mut(), &rate);
-    if let Some(matched) = matched {
-        response.extensions_mut().insert(matched);
-    }
     response
 }
 

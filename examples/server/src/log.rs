@@ -48,21 +48,24 @@ pub fn key_prefix(request: &Request) -> Option<String> {
     astack::keys::is_well_formed(key).then(|| astack::keys::display_prefix(key).to_owned())
 }
 
-/// Middleware: times the request and logs one line once the response is ready. The route
-/// template comes from the [`MatchedPath`] the router leaves in the response's extensions.
+/// Middleware: times the request and logs one line once the response is ready. It runs after
+/// routing (a [`Router::layer`](axum::Router::layer) wraps each route), so the route template is
+/// the [`MatchedPath`] in the request's extensions: present for every route, a wrong method
+/// (405) included, and absent only for a path that matches no route (404).
 pub async fn log_request(State(logger): State<Logger>, request: Request, next: Next) -> Response {
     if !logger.enabled {
         return next.run(request).await;
     }
     let start = Instant::now();
     let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let prefix = key_prefix(&request);
     let response = next.run(request).await;
     let latency_ms = (start.elapsed().as_secs_f64() * 1e6).round() / 1e3;
     let line = Line {
         ts: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis()),
         method: method.as_str(),
-        route: response.extensions().get::<MatchedPath>().map(MatchedPath::as_str),
+        route: route.as_ref().map(MatchedPath::as_str),
         status: response.status().as_u16(),
         key_prefix: prefix.as_deref(),
         latency_ms,

@@ -124,20 +124,24 @@ def test_one_log_line_per_request_without_secrets(fresh_server):
     s.request("GET", f"/api/v1/sessions/{session['id']}", key=created["key"])
     s.request("GET", "/api/v1/sessions", key="ak_garbage")
     s.request("GET", "/nowhere")
+    s.request("PUT", "/api/v1/sessions/x", key=created["key"])
     time.sleep(0.2)
     lines = [json.loads(line) for line in s.stdout().splitlines() if line.strip()]
-    # /healthz probes at start, then: create key, create session, get session, garbage key, 404.
-    tail = lines[-5:]
+    # /healthz probes at start, then: create key, create session, get session, garbage key, 404,
+    # a wrong method (405: its route is the template all the same).
+    tail = lines[-6:]
     assert [(l["method"], l["route"], l["status"]) for l in tail] == [
         ("POST", "/api/v1/keys", 201),
         ("POST", "/api/v1/sessions", 201),
         ("GET", "/api/v1/sessions/{id}", 200),
         ("GET", "/api/v1/sessions", 401),
         ("GET", None, 404),
+        ("PUT", "/api/v1/sessions/{id}", 405),
     ]
     assert tail[0]["key_prefix"] == s.admin_key[:7]
     assert tail[1]["key_prefix"] == created["key"][:7]
     assert tail[3]["key_prefix"] is None
+    assert tail[5]["key_prefix"] == created["key"][:7]
     for line in tail:
         assert set(line) == {"ts", "method", "route", "status", "key_prefix", "latency_ms"}
         assert line["latency_ms"] >= 0
