@@ -34,7 +34,7 @@ NODE_BENCH_ENV := $(if $(BENCH_QUICK),OPS=200000 NODE_OPS=60000,)
 PY_BENCH_ARGS := $(if $(BENCH_QUICK),--requests 50000,)
 GO_BENCH_ARGS := $(if $(BENCH_QUICK),-rounds 2,)
 
-.PHONY: all help build demo test test-rust test-server test-c test-c-tsan fuzz test-node test-python test-go bench bench-quick bench-table bench-rust bench-server bench-stores bench-node bench-python bench-go redis-server install examples clean python-env
+.PHONY: all help build demo test test-rust test-server test-c test-c-tsan fuzz miri test-node test-python test-go bench bench-quick bench-table bench-rust bench-server bench-stores bench-node bench-python bench-go redis-server install examples clean python-env
 
 all: build
 
@@ -121,6 +121,12 @@ test-c-tsan:
 	  $(CC) $(C_FLAGS) $(C_TSAN) tests/c/$$t.c -Ltarget/debug -lastack -Wl,-rpath,$(CURDIR)/target/debug $(C_LIBS) -o $(C_OUT)/$$t-tsan; \
 	  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/c/tsan.supp" $(C_OUT)/$$t-tsan; \
 	done
+
+## The unsafe code (the key slab and its index) under Miri, which checks every access for
+## undefined behaviour (nightly; installs the miri component if missing). Not part of `make test`.
+miri:
+	@rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^miri' || rustup component add --toolchain nightly miri rust-src
+	$(CARGO) +nightly miri test --lib -- store::slab store::positions
 
 ## Fuzz every target for FUZZ_SECONDS each (nightly; installs cargo-fuzz if missing). New
 ## inputs go to fuzz/work (ignored); a crash stops with its input in fuzz/artifacts: copy it to
