@@ -19,7 +19,10 @@ const KEYS: usize = 100_000;
 
 fn setup() -> (Engine, Vec<String>) {
     let engine = Engine::new(Config::default()).expect("engine");
-    let keys = common::created_keys(&engine, KEYS, 1_000);
+    // A gateway reads each key from the request it has just received, so the key's bytes are in
+    // the cache. `create_key` left each plaintext among that key's audit record and JSON; copied
+    // out side by side, the bench reads them without a cache miss of their own (for both sides).
+    let keys = common::created_keys(&engine, KEYS, 1_000).iter().map(|key| key.as_str().to_owned()).collect();
     (engine, keys)
 }
 

@@ -241,6 +241,35 @@ fn alerts_on_requests_and_session_seconds() {
     assert_eq!(fired("session_seconds"), Some(T0 + 60_500));
 }
 
+#[test]
+fn request_alerts_count_every_request_made_before_them() {
+    let f = Fixture::new();
+    let billing = f.key_in(Some("acme"), &["billing:read", "billing:write"]);
+    let other = f.key_in(Some("acme"), &["billing:read"]);
+    let p = f.principal(&billing);
+    // Without an alert, requests may be counted on each key first (batched); every reader of
+    // the total must still see each of them.
+    for _ in 0..30 {
+        f.auth(&billing.key, Operation::BillingRead);
+        f.auth(&other.key, Operation::BillingRead);
+    }
+    // At least the 60 above (making the principal may have authorized too).
+    let base = f.engine.usage(&p).unwrap().requests;
+    assert!(base >= 60, "{base}");
+    let fired = |threshold: u64| {
+        f.engine.list_alerts(&p).unwrap().into_iter().find(|a| a.threshold == threshold).unwrap().fired_at
+    };
+    f.engine.create_alert(&p, CreateAlert { metric: "requests".into(), threshold: base }).unwrap();
+    assert_eq!(fired(base), Some(T0), "already reached when created");
+    f.engine.create_alert(&p, CreateAlert { metric: "requests".into(), threshold: base + 3 }).unwrap();
+    f.auth(&other.key, Operation::BillingRead);
+    f.auth(&billing.key, Operation::BillingRead);
+    assert_eq!(fired(base + 3), None);
+    f.auth(&other.key, Operation::BillingRead);
+    assert_eq!(fired(base + 3), Some(T0), "fired by the request that reached it");
+    assert_eq!(f.engine.usage(&p).unwrap().requests, base + 3);
+}
+
 // ---------------------------------------------------------------- audit
 
 #[test]

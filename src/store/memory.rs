@@ -42,6 +42,8 @@ fn id_tag(id: &str) -> u32 {
 
 #[derive(Default)]
 struct Book {
+    /// The account's keys, as positions in the slab (to gather their pending requests).
+    keys: Vec<u32>,
     metrics: BTreeMap<String, u64>,
     seen: HashSet<String>,
     alerts: Vec<Alert>,
@@ -119,6 +121,9 @@ fn newest_first<T: Clone>(ids: &[String], limit: usize, get: impl Fn(&str) -> Op
 }
 
 impl MemoryStore {
+    /// Requests a key counts before adding them to its account's counter.
+    const REQUEST_BATCH: u32 = 64;
+
     /// Audit records kept; older ones are dropped first.
     pub const AUDIT_CAPACITY: usize = 100_000;
 
@@ -139,6 +144,13 @@ impl MemoryStore {
     /// The position of the key with this id (`ids` is the locked id index).
     fn find_id(&self, ids: &Positions, id: &str) -> Option<u32> {
         ids.get(id_tag(id), |i| self.entries.get(i).record.with_ids(|other, _| other == id))
+    }
+
+    /// The account's `requests` total, exact: its keys' pending requests are added to its
+    /// counter first (`book` is the account's locked book).
+    fn requests(&self, account: &Account, book: &Book) -> u64 {
+        let pending: u64 = book.keys.iter().map(|&p| u64::from(self.entries.get(p).pending.swap(0, Ordering::Relaxed))).sum();
+        account.meter.requests.fetch_add(pending, Ordering::Relaxed) + pending
     }
 
     fn account(&self, id: &str) -> Arc<Account> {
@@ -166,6 +178,7 @@ impl Store for MemoryStore {
         let position = self.entries.push(entry);
         shard.insert(digest_tag(&digest), position);
         ids.insert(id_tag, position);
+        account.book.lock().keys.push(position);
         Ok(())
     }
 
@@ -283,8 +296,21 @@ impl Store for MemoryStore {
         Ok(newest_first(ids, limit, |id| users.by_id.get(id).cloned()))
     }
 
+    /// Without an unfired `requests` alert on the account, a request is counted on its key and
+    /// the key's count added to the account's counter once every [`Self::REQUEST_BATCH`]: keys
+    /// of one account used from several threads then rarely write one cache line. Readers of
+    /// the total (`usage`, alerts, `add_usage`) gather the keys' pending counts first, so it is
+    /// exact. With an alert waiting, every request goes to the account's counter and is checked;
+    /// a request racing the alert's creation may be checked at the next request instead.
     fn count_request(&self, key: &KeyEntry, now: u64) -> Result<()> {
-        let total = key.meter.requests.fetch_add(1, Ordering::Relaxed) + 1;
+        if key.meter.next_alert.load(Ordering::Relaxed) == u64::MAX {
+            if key.pending.fetch_add(1, Ordering::Relaxed) + 1 >= Self::REQUEST_BATCH {
+                key.meter.requests.fetch_add(u64::from(key.pending.swap(0, Ordering::Relaxed)), Ordering::Relaxed);
+            }
+            return Ok(());
+        }
+        let counted = 1 + u64::from(key.pending.swap(0, Ordering::Relaxed));
+        let total = key.meter.requests.fetch_add(counted, Ordering::Relaxed) + counted;
         if total >= key.meter.next_alert.load(Ordering::Relaxed) {
             let account = self.account(&key.record.account());
             let mut book = account.book.lock();
@@ -303,6 +329,7 @@ impl Store for MemoryStore {
             }
         }
         let total = if metric == usage::REQUESTS {
+            self.requests(&account, &book);
             account.meter.requests.fetch_add(quantity, Ordering::Relaxed).saturating_add(quantity)
         } else {
             let total = book.metrics.entry(metric.to_owned()).or_default();
@@ -316,8 +343,9 @@ impl Store for MemoryStore {
 
     fn usage(&self, account: &str) -> Result<BTreeMap<String, u64>> {
         let account = self.account(account);
-        let mut metrics = account.book.lock().metrics.clone();
-        metrics.insert(usage::REQUESTS.into(), account.meter.requests.load(Ordering::Relaxed));
+        let book = account.book.lock();
+        let mut metrics = book.metrics.clone();
+        metrics.insert(usage::REQUESTS.into(), self.requests(&account, &book));
         metrics.entry(usage::SESSION_SECONDS.into()).or_insert(0);
         Ok(metrics)
     }
@@ -326,7 +354,7 @@ impl Store for MemoryStore {
         let account = self.account(&alert.account_id);
         let mut book = account.book.lock();
         let total = if alert.metric == usage::REQUESTS {
-            account.meter.requests.load(Ordering::Relaxed)
+            self.requests(&account, &book)
         } else {
             book.metrics.get(&alert.metric).copied().unwrap_or(0)
         };
