@@ -87,9 +87,9 @@ pub struct MemoryStore {
     entries: Slab,
     /// Positions in `entries` by digest, in shards (each lock on its own cache lines, so that
     /// threads on different shards never write one line).
-    digests: Box<[CachePadded<Positions>]>,
+    digests: Box<[CachePadded<RwLock<Positions>>]>,
     /// Positions in `entries` by id.
-    ids: Positions,
+    ids: RwLock<Positions>,
     sessions: sessions::SessionTable,
     users: RwLock<Users>,
     accounts: RwLock<HashMap<String, Arc<Account>>>,
@@ -101,7 +101,7 @@ impl Default for MemoryStore {
         MemoryStore {
             entries: Slab::default(),
             digests: (0..KEY_SHARDS).map(|_| CachePadded::default()).collect(),
-            ids: Positions::default(),
+            ids: RwLock::default(),
             sessions: sessions::SessionTable::default(),
             users: RwLock::default(),
             accounts: RwLock::default(),
@@ -132,16 +132,16 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn shard(&self, digest: &KeyDigest) -> &Positions {
+    fn shard(&self, digest: &KeyDigest) -> &RwLock<Positions> {
         &self.digests[usize::from(digest[31]) % KEY_SHARDS]
     }
 
-    /// The position of the key with this digest (`shard` is its digest shard).
+    /// The position of the key with this digest (`shard` is its locked digest shard).
     fn find_digest(&self, shard: &Positions, digest: &KeyDigest) -> Option<u32> {
         shard.get(digest_tag(digest), |i| digests_equal(&self.entries.get(i).digest, digest))
     }
 
-    /// The position of the key with this id.
+    /// The position of the key with this id (`ids` is the locked id index).
     fn find_id(&self, ids: &Positions, id: &str) -> Option<u32> {
         ids.get(id_tag(id), |i| self.entries.get(i).record.with_ids(|other, _| other == id))
     }
@@ -183,11 +183,12 @@ impl Store for MemoryStore {
     }
 
     fn key_by_digest(&self, digest: &KeyDigest) -> Result<Option<KeyRef>> {
-        Ok(self.find_digest(self.shard(digest), digest).map(|position| self.entries.handle(position)))
+        let shard = self.shard(digest).read();
+        Ok(self.find_digest(&shard, digest).map(|position| self.entries.handle(position)))
     }
 
     fn key(&self, id: &str) -> Result<Option<KeyRef>> {
-        let position = self.find_id(&self.ids, id);
+        let position = self.find_id(&self.ids.read(), id);
         Ok(position.map(|position| self.entries.handle(position)))
     }
 
