@@ -383,7 +383,8 @@ impl Drop for RecordMut<'_> {
     }
 }
 
-fn empty_record() -> KeyRecord {
+/// A record with every field empty, zero or `None`: a placeholder, and a base for tests.
+pub(crate) fn empty_record() -> KeyRecord {
     KeyRecord {
         id: String::new(),
         account_id: String::new(),

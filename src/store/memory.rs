@@ -398,23 +398,16 @@ impl Store for MemoryStore {
 
 #[cfg(test)]
 mod tests {
+    use super::super::entry::empty_record;
     use super::*;
-    use crate::limits::KeyLimits;
-    use crate::scopes::{Permissions, Scopes};
 
     fn record(n: u32) -> KeyRecord {
         KeyRecord {
             id: format!("key_{n:032x}"),
             account_id: format!("acct-{}", n % 7),
-            name: String::new(),
             prefix: "ak_Ab9z".into(),
-            scopes: Scopes::EMPTY,
-            permissions: Permissions::EMPTY,
-            limits: KeyLimits::default(),
             created_at: u64::from(n),
-            expires_at: None,
-            revoked_at: None,
-            last_used_at: None,
+            ..empty_record()
         }
     }
 

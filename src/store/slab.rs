@@ -240,26 +240,13 @@ impl Drop for Slab {
 
 #[cfg(test)]
 mod tests {
+    use super::super::entry::empty_record;
     use super::*;
     use crate::keys::KeyRecord;
-    use crate::limits::KeyLimits;
-    use crate::scopes::{Permissions, Scopes};
     use std::sync::Arc;
 
     fn record(id: &str) -> KeyRecord {
-        KeyRecord {
-            id: id.into(),
-            account_id: "acme".into(),
-            name: String::new(),
-            prefix: "ak_Ab9z".into(),
-            scopes: Scopes::EMPTY,
-            permissions: Permissions::EMPTY,
-            limits: KeyLimits::default(),
-            created_at: 0,
-            expires_at: None,
-            revoked_at: None,
-            last_used_at: None,
-        }
+        KeyRecord { id: id.into(), account_id: "acme".into(), prefix: "ak_Ab9z".into(), ..empty_record() }
     }
 
     fn entry(n: u8) -> KeyEntry {
