@@ -78,12 +78,21 @@ pub trait Store: Send + Sync + 'static {
     fn list_keys(&self, account: Option<&str>, limit: usize) -> Result<Vec<KeyRecord>>;
 
     // ---- rate limits ----
+    // By default the key's buckets live in its entry, in process; a store that shares them
+    // between processes overrides all three.
     /// Takes one token from each of the key's windows, or none.
-    fn take(&self, key: &KeyEntry, windows: &[Window; 2], now: u64) -> Result<Decision>;
+    fn take(&self, key: &KeyEntry, windows: &[Window; 2], now: u64) -> Result<Decision> {
+        Ok(key.buckets.try_take(windows, now))
+    }
     /// The decision `take` would give, taking nothing.
-    fn peek(&self, key: &KeyEntry, windows: &[Window; 2], now: u64) -> Result<Decision>;
+    fn peek(&self, key: &KeyEntry, windows: &[Window; 2], now: u64) -> Result<Decision> {
+        Ok(key.buckets.peek(windows, now))
+    }
     /// Gives back the tokens of the last `take`.
-    fn refund(&self, key: &KeyEntry, windows: &[Window; 2], now: u64) -> Result<()>;
+    fn refund(&self, key: &KeyEntry, windows: &[Window; 2], now: u64) -> Result<()> {
+        key.buckets.refund(windows, now);
+        Ok(())
+    }
 
     // ---- sessions and workers ----
     /// Places and inserts a new PENDING session, atomically with its key's slot check:

@@ -37,7 +37,6 @@ use super::{AccountMeter, KeyEntry, KeyRef, SessionUpdate, Store};
 use crate::audit::AuditRecord;
 use crate::error::{Error, Result};
 use crate::keys::{digests_equal, KeyDigest, KeyRecord};
-use crate::limits::{Decision, Window};
 use crate::session::Session;
 use crate::usage::{self, Alert};
 use crate::users::User;
@@ -382,19 +381,6 @@ impl Store for SqliteStore {
         };
         let cache = self.keys.read();
         Ok(ids.iter().filter_map(|id| cache.by_id.get(id).map(|e| e.snapshot())).collect())
-    }
-
-    fn take(&self, key: &KeyEntry, windows: &[Window; 2], now: u64) -> Result<Decision> {
-        Ok(key.buckets.try_take(windows, now))
-    }
-
-    fn peek(&self, key: &KeyEntry, windows: &[Window; 2], now: u64) -> Result<Decision> {
-        Ok(key.buckets.peek(windows, now))
-    }
-
-    fn refund(&self, key: &KeyEntry, windows: &[Window; 2], now: u64) -> Result<()> {
-        key.buckets.refund(windows, now);
-        Ok(())
     }
 
     fn create_session(&self, mut session: Session, slot_limit: u32, default_worker: &Worker) -> Result<Session> {
