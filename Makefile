@@ -32,7 +32,7 @@ BENCH_OUT := target/bench
 # BENCH_QUICK=1 shortens the binding benches as well.
 NODE_BENCH_ENV := $(if $(BENCH_QUICK),OPS=200000 NODE_OPS=60000,)
 PY_BENCH_ARGS := $(if $(BENCH_QUICK),--requests 50000,)
-GO_BENCH_ARGS := $(if $(BENCH_QUICK),-rounds 2,)
+GO_BENCH_ARGS := $(if $(BENCH_QUICK),-pairs 7,)
 
 .PHONY: all help build demo test test-rust test-server test-c test-c-tsan fuzz miri test-node test-python test-go bench bench-quick bench-table bench-rust bench-server bench-stores bench-node bench-python bench-go redis-server install examples clean python-env
 

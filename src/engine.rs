@@ -22,7 +22,7 @@ use crate::limits::{Decision, Headers, Limits};
 use crate::scopes::{self, Operation, Permissions, Scope, Scopes};
 use crate::session::{CreateSession, CreatedSession, EndSession, Session, Status};
 use crate::store::{KeyEntry, KeyRef, MemoryStore, Store};
-use crate::token::{self, Claims, Keyring};
+use crate::token::{self, Claims, ClaimsRef, Keyring};
 use crate::usage::{self, Alert, CreateAlert, RecordUsage, Usage};
 use crate::users::{CreateUser, UpdateUser, User};
 use crate::validate;
@@ -560,20 +560,20 @@ impl Engine {
     fn sign_token(&self, session: &Session, now: u64) -> String {
         let iat = (now / 1000) as i64;
         let ttl_end = iat + self.config.sessions.token_ttl_seconds as i64;
-        let claims = Claims {
-            iss: token::ISSUER.to_owned(),
-            sub: session.id.clone(),
-            aud: session.node_id.clone(),
-            acc: session.account_id.clone(),
-            uid: session.end_user_id.clone(),
-            features: session.features.clone(),
-            quality: session.quality.as_str().to_owned(),
+        let mut jti = Uuid::encode_buffer();
+        self.keyring.sign(ClaimsRef {
+            iss: token::ISSUER,
+            sub: &session.id,
+            aud: &session.node_id,
+            acc: &session.account_id,
+            uid: &session.end_user_id,
+            features: &session.features,
+            quality: session.quality.as_str(),
             iat,
             nbf: iat,
             exp: ttl_end.min((session.expires_at / 1000) as i64),
-            jti: Uuid::new_v4().simple().to_string(),
-        };
-        self.keyring.sign(&claims)
+            jti: Uuid::new_v4().simple().encode_lower(&mut jti),
+        })
     }
 
     /// Applies a transition to a session the principal may reach, with expiry applied first,

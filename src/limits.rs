@@ -13,7 +13,6 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::hash::BuildHasher;
 
 use parking_lot::Mutex;
@@ -303,22 +302,33 @@ pub struct Headers {
 impl Headers {
     /// Formats the headers for a decision taken over `windows`.
     pub fn new(windows: &[Window], decision: &Decision) -> Self {
-        let mut policy = String::new();
+        // Written piece by piece (`itoa` for the numbers): `format!` cost more than the
+        // decision itself.
+        let mut numbers = itoa::Buffer::new();
+        let mut policy = String::with_capacity(48 * windows.len());
         for (i, window) in windows.iter().enumerate() {
-            let separator = if i == 0 { "" } else { ", " };
-            let _ = write!(
-                policy,
-                "{separator}\"{}\";q={};w={}",
-                window.name(),
-                window.limit(),
-                window.period_ms().div_ceil(1000)
-            );
+            if i > 0 {
+                policy.push_str(", ");
+            }
+            policy.push('"');
+            policy.push_str(window.name());
+            policy.push_str("\";q=");
+            policy.push_str(numbers.format(window.limit()));
+            policy.push_str(";w=");
+            policy.push_str(numbers.format(window.period_ms().div_ceil(1000)));
         }
         let name = windows.get(decision.window).map_or("", Window::name);
+        let mut ratelimit = String::with_capacity(40);
+        ratelimit.push('"');
+        ratelimit.push_str(name);
+        ratelimit.push_str("\";r=");
+        ratelimit.push_str(numbers.format(decision.remaining));
+        ratelimit.push_str(";t=");
+        ratelimit.push_str(numbers.format(decision.reset));
         Headers {
             policy,
-            ratelimit: format!("\"{name}\";r={};t={}", decision.remaining, decision.reset),
-            retry_after: (!decision.allowed).then(|| decision.retry_after.to_string()),
+            ratelimit,
+            retry_after: (!decision.allowed).then(|| numbers.format(decision.retry_after).to_owned()),
         }
     }
 }
@@ -456,6 +466,14 @@ mod tests {
         assert_eq!(h.policy, "\"minute\";q=100;w=60, \"hour\";q=1000;w=3600");
         assert_eq!(h.ratelimit, "\"minute\";r=99;t=1");
         assert_eq!(h.retry_after, None);
+        // Denied by the hour: it is named, and Retry-After is set.
+        let windows = [Window::per_minute(100), Window::per_hour(1)];
+        let d = Buckets::default();
+        assert!(d.try_take(&windows, 0).allowed);
+        let h = Headers::new(&windows, &d.try_take(&windows, 0));
+        assert_eq!(h.policy, "\"minute\";q=100;w=60, \"hour\";q=1;w=3600");
+        assert_eq!(h.ratelimit, "\"hour\";r=0;t=3600");
+        assert_eq!(h.retry_after.as_deref(), Some("3600"));
     }
 
     #[test]

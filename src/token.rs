@@ -154,6 +154,52 @@ impl Claims {
     }
 }
 
+/// [`Claims`] borrowed from where they already are (a session), so that signing copies no
+/// string: the same fields, in the same order, serialized the same way.
+#[derive(Debug, Serialize)]
+pub struct ClaimsRef<'a> {
+    /// Issuer, always [`ISSUER`].
+    pub iss: &'a str,
+    /// Session id.
+    pub sub: &'a str,
+    /// Audience: the `node_id` of the worker the session is placed on.
+    pub aud: &'a str,
+    /// Account id.
+    pub acc: &'a str,
+    /// End-user id.
+    pub uid: &'a str,
+    /// Features enabled for the session.
+    pub features: &'a [String],
+    /// Session quality (`low`, `standard` or `high`).
+    pub quality: &'a str,
+    /// Issued at, Unix seconds.
+    pub iat: i64,
+    /// Not valid before, Unix seconds.
+    pub nbf: i64,
+    /// Not valid from this instant on, Unix seconds.
+    pub exp: i64,
+    /// Unique token id.
+    pub jti: &'a str,
+}
+
+impl<'a> From<&'a Claims> for ClaimsRef<'a> {
+    fn from(c: &'a Claims) -> Self {
+        ClaimsRef {
+            iss: &c.iss,
+            sub: &c.sub,
+            aud: &c.aud,
+            acc: &c.acc,
+            uid: &c.uid,
+            features: &c.features,
+            quality: &c.quality,
+            iat: c.iat,
+            nbf: c.nbf,
+            exp: c.exp,
+            jti: &c.jti,
+        }
+    }
+}
+
 /// Why [`Keyring::verify`] refused a token. [`Refusal::as_str`] is the stable
 /// `reason` code of the `invalid_token` error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
@@ -355,7 +401,7 @@ impl Keyring {
         &self.signer.kid
     }
 
-    /// `claims`, as given, in a token signed with the first key.
+    /// `claims` ([`Claims`] or [`ClaimsRef`]), as given, in a token signed with the first key.
     ///
     /// The header is exactly `{"alg":"HS256","typ":"JWT","kid":"<kid>"}`.
     ///
@@ -363,8 +409,8 @@ impl Keyring {
     ///
     /// Never: claims are plain strings and integers, which always serialize.
     #[must_use]
-    pub fn sign(&self, claims: &Claims) -> String {
-        let payload = serde_json::to_vec(claims).expect("strings and integers always serialize");
+    pub fn sign<'a>(&self, claims: impl Into<ClaimsRef<'a>>) -> String {
+        let payload = serde_json::to_vec(&claims.into()).expect("strings and integers always serialize");
         let mut token = String::with_capacity(
             self.signer_header.len() + 2 + base64_len(payload.len()) + base64_len(SIGNATURE_LEN),
         );
@@ -551,6 +597,14 @@ mod tests {
             header_of(&token),
             br#"{"alg":"HS256","typ":"JWT","kid":"k1"}"#
         );
+    }
+
+    #[test]
+    fn borrowed_claims_sign_as_the_owned_ones() {
+        let (ring, owned) = (keyring("k1"), claims());
+        let token = ring.sign(&owned);
+        assert_eq!(ring.sign(ClaimsRef::from(&owned)), token);
+        assert_eq!(ring.verify(&token, &Expect::at(1_000)), Ok(owned));
     }
 
     #[test]
