@@ -119,8 +119,8 @@ fn check_kid(kid: &str) -> Result<(), KeyringError> {
 /// The claim set of a session token.
 ///
 /// [`Keyring::sign`] signs it as given: `iss` should be [`ISSUER`], and the
-/// caller chooses `iat`, `nbf` and `exp` (Unix seconds).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// caller chooses `iat`, `nbf` and `exp` (Unix seconds). Serialized as its [`ClaimsRef`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Claims {
     /// Issuer, always [`ISSUER`].
     pub iss: String,
@@ -155,7 +155,7 @@ impl Claims {
 }
 
 /// [`Claims`] borrowed from where they already are (a session), so that signing copies no
-/// string: the same fields, in the same order, serialized the same way.
+/// string. The one serialized form of claims: [`Claims`] serializes through it.
 #[derive(Debug, Serialize)]
 pub struct ClaimsRef<'a> {
     /// Issuer, always [`ISSUER`].
@@ -180,6 +180,12 @@ pub struct ClaimsRef<'a> {
     pub exp: i64,
     /// Unique token id.
     pub jti: &'a str,
+}
+
+impl Serialize for Claims {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        ClaimsRef::from(self).serialize(serializer)
+    }
 }
 
 impl<'a> From<&'a Claims> for ClaimsRef<'a> {
