@@ -4,11 +4,13 @@
 //! through 64 shards of positions, each behind its own read-write lock, so that threads
 //! authorizing different keys rarely touch the same lock, and by id through one index. Sessions
 //! are kept in shards too, with slots, worker load and workers in one small ledger beside them
-//! ([`sessions`]). The audit log keeps the newest [`MemoryStore::AUDIT_CAPACITY`] records.
+//! ([`sessions`]). The audit log keeps the newest [`MemoryStore::AUDIT_CAPACITY`] records,
+//! packed ([`audit`]).
 
+mod audit;
 mod sessions;
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -92,7 +94,7 @@ pub struct MemoryStore {
     sessions: sessions::SessionTable,
     users: RwLock<Users>,
     accounts: RwLock<HashMap<String, Arc<Account>>>,
-    audit: Mutex<VecDeque<AuditRecord>>,
+    audit: audit::AuditLog,
 }
 
 impl Default for MemoryStore {
@@ -104,7 +106,7 @@ impl Default for MemoryStore {
             sessions: sessions::SessionTable::default(),
             users: RwLock::default(),
             accounts: RwLock::default(),
-            audit: Mutex::default(),
+            audit: audit::AuditLog::default(),
         }
     }
 }
@@ -124,7 +126,7 @@ impl MemoryStore {
     const REQUEST_BATCH: u32 = 64;
 
     /// Audit records kept; older ones are dropped first.
-    pub const AUDIT_CAPACITY: usize = 100_000;
+    pub const AUDIT_CAPACITY: usize = audit::AuditLog::CAPACITY;
 
     /// An empty store.
     pub fn new() -> Self {
@@ -359,26 +361,11 @@ impl Store for MemoryStore {
     }
 
     fn append_audit(&self, record: AuditRecord) -> Result<()> {
-        let dropped = {
-            let mut audit = self.audit.lock();
-            let dropped = if audit.len() == Self::AUDIT_CAPACITY { audit.pop_front() } else { None };
-            audit.push_back(record);
-            dropped
-        };
-        // The oldest record is freed after the lock is let go.
-        drop(dropped);
-        Ok(())
+        self.audit.append(&record)
     }
 
     fn audit(&self, account: Option<&str>, limit: usize) -> Result<Vec<AuditRecord>> {
-        let audit = self.audit.lock();
-        Ok(audit
-            .iter()
-            .rev()
-            .filter(|r| account.map_or(true, |a| r.account_id == a))
-            .take(limit)
-            .cloned()
-            .collect())
+        self.audit.newest_first(account, limit)
     }
 }
 
