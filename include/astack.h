@@ -40,6 +40,11 @@
 #define ASTACK_ACCOUNT_ID_SIZE 516
 
 /**
+ * `astack_decision.key_slot` when there is none.
+ */
+#define ASTACK_NO_KEY_SLOT UINT32_MAX
+
+/**
  * The outcome of every call. The numbers are grouped by kind, explicit, and never reused:
  * 0 success; 1xx authentication and authorization (SPEC §4); 2xx the request; 3xx the
  * configuration; 4xx misuse of the ABI; 5xx the library itself. The codes of 1xx–3xx and 5xx
@@ -301,6 +306,13 @@ typedef struct astack_decision {
    * The key's concurrent-session limit in force (0 when not authenticated).
    */
   uint32_t concurrent_sessions;
+  /**
+   * When allowed, a number naming the key among this engine's keys for the engine's whole
+   * life (no other key ever has it), for hosts that cache what never changes about a key,
+   * such as `key_id` and `account_id`; `ASTACK_NO_KEY_SLOT` when the store gives none
+   * (SQLite, Redis) or the request was not allowed.
+   */
+  uint32_t key_slot;
   /**
    * The key's id, NUL-terminated ("" unless allowed).
    */

@@ -67,6 +67,13 @@ impl Principal {
         self.entry.record.with_ids(f)
     }
 
+    /// A number that names the key among this engine's keys for the engine's whole life (no
+    /// other key ever has it), when its store has one (the memory store does): lets a host
+    /// cache what never changes about a key, such as its ids.
+    pub fn key_slot(&self) -> Option<u32> {
+        self.entry.position()
+    }
+
     /// Whether the key belongs to the operator's account.
     pub fn is_operator(&self) -> bool {
         self.entry.record.account_is(OPERATOR_ACCOUNT)

@@ -154,7 +154,7 @@ func (e *Engine) Authorize(apiKey string, op Operation) (d Decision, err error) 
 	if rc == C.ASTACK_OK {
 		d.Allowed = true
 		d.Code = "ok"
-		d.KeyID, d.AccountID = ids(&cd)
+		d.KeyID, d.AccountID = e.keyIDs.get(&cd)
 		return d, nil
 	}
 	denied := denial(rc, &d, op)

@@ -1,6 +1,7 @@
 package astack_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -137,4 +138,37 @@ func TestAuthorizeLongKeyAllocates(t *testing.T) {
 	f := newFixture(t)
 	_, err := f.e.Authorize(strings.Repeat("x", 5000), astack.OpAdmin)
 	wantCode(t, err, astack.ErrInvalidAPIKey)
+}
+
+// A key's ids are allocated once per engine: later calls with the key allocate nothing, and
+// every call still names its own key, across keys, accounts and engines.
+func TestAuthorizeIDsAreAllocatedOncePerKey(t *testing.T) {
+	cfg := testConfig()
+	cfg.Limits = &astack.Limits{RequestsPerMinute: 1000, RequestsPerHour: 10000}
+	engines := []*fixture{newFixtureWith(t, cfg), newFixtureWith(t, cfg)}
+	type key struct{ plain, id, account string }
+	var keys [][]key
+	for n, f := range engines {
+		var made []key
+		for i := 0; i < 2500; i++ { // more than two chunks of the ids table
+			account := fmt.Sprintf("acct-%d-%d", n, i%7)
+			plain, id := f.key(astack.CreateKeyRequest{AccountID: account, Scopes: []string{"sessions:read"}})
+			made = append(made, key{plain, id, account})
+		}
+		keys = append(keys, made)
+	}
+	for round := 0; round < 2; round++ {
+		for n, f := range engines {
+			for _, k := range keys[n] {
+				d := f.authorize(k.plain, astack.OpSessionRead)
+				if d.KeyID != k.id || d.AccountID != k.account {
+					t.Fatalf("engine %d: got %s/%s, want %s/%s", n, d.KeyID, d.AccountID, k.id, k.account)
+				}
+			}
+		}
+	}
+	f, k := engines[1], keys[1][2048]
+	if allocs := testing.AllocsPerRun(100, func() { f.authorize(k.plain, astack.OpSessionRead) }); allocs != 0 {
+		t.Fatalf("Authorize of a key seen before: %v allocations, want 0", allocs)
+	}
 }

@@ -48,6 +48,8 @@ type Engine struct {
 	// engine, and never touches freed memory.
 	gate gate
 	ptr  *C.astack_engine
+	// keyIDs hands out each allowed key's id strings without allocating them per call.
+	keyIDs keyIDs
 }
 
 // Option changes how New makes an engine.

@@ -18,6 +18,9 @@ pub const ASTACK_KEY_ID_SIZE: usize = 48;
 /// characters, so at most 512 bytes of UTF-8).
 pub const ASTACK_ACCOUNT_ID_SIZE: usize = 516;
 
+/// `astack_decision.key_slot` when there is none.
+pub const ASTACK_NO_KEY_SLOT: u32 = u32::MAX;
+
 /// One kind of request (SPEC §3), for `astack_authorize_op`.
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +103,11 @@ pub struct astack_decision {
     pub requests_per_hour: u32,
     /// The key's concurrent-session limit in force (0 when not authenticated).
     pub concurrent_sessions: u32,
+    /// When allowed, a number naming the key among this engine's keys for the engine's whole
+    /// life (no other key ever has it), for hosts that cache what never changes about a key,
+    /// such as `key_id` and `account_id`; `ASTACK_NO_KEY_SLOT` when the store gives none
+    /// (SQLite, Redis) or the request was not allowed.
+    pub key_slot: u32,
     /// The key's id, NUL-terminated ("" unless allowed).
     pub key_id: [c_char; ASTACK_KEY_ID_SIZE],
     /// The key's account, NUL-terminated ("" unless allowed).
@@ -118,6 +126,7 @@ impl astack_decision {
             requests_per_minute: 0,
             requests_per_hour: 0,
             concurrent_sessions: 0,
+            key_slot: ASTACK_NO_KEY_SLOT,
             key_id: [0; ASTACK_KEY_ID_SIZE],
             account_id: [0; ASTACK_ACCOUNT_ID_SIZE],
         }
@@ -137,6 +146,7 @@ impl astack_decision {
     /// Fills a decision that starts empty (`denied`), `code` last.
     fn allowed(&mut self, authorization: &Authorization) {
         self.rate(&authorization.decision, &authorization.limits);
+        self.key_slot = authorization.principal.key_slot().unwrap_or(ASTACK_NO_KEY_SLOT);
         authorization.principal.with_ids(|key_id, account_id| {
             copy_text(&mut self.key_id, key_id);
             copy_text(&mut self.account_id, account_id);

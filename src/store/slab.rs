@@ -22,11 +22,16 @@ use parking_lot::Mutex;
 
 use super::KeyEntry;
 
-/// An entry and the number of references to it (the slab's own included).
+/// An entry, the number of references to it (the slab's own included) and its position (in the
+/// 4 bytes `refs` would leave as padding).
 struct Slot {
     refs: AtomicU32,
+    position: u32,
     entry: KeyEntry,
 }
+
+/// The position of an entry outside any slab.
+const NO_POSITION: u32 = u32::MAX;
 
 /// What a chunk's slots need to be freed: how many hold a live entry, and where they are.
 struct Header {
@@ -55,16 +60,17 @@ impl Header {
         NonNull::new_unchecked(self.slots.as_ptr().add(index))
     }
 
-    /// Writes `entry` to the empty slot `index`, with one reference (the caller's).
+    /// Writes `entry` (at `position` in its slab) to the empty slot `index`, with one reference
+    /// (the caller's).
     ///
     /// # Safety
     /// `header` is a live chunk, `index < capacity`, the slot has never been written, and no
     /// other thread writes to this chunk at the same time.
-    unsafe fn fill(header: NonNull<Header>, index: usize, entry: KeyEntry) -> KeyRef {
+    unsafe fn fill(header: NonNull<Header>, index: usize, position: u32, entry: KeyEntry) -> KeyRef {
         let chunk = header.as_ref();
         debug_assert!(index < chunk.capacity);
         let slot = chunk.slot(index);
-        slot.as_ptr().write(Slot { refs: AtomicU32::new(1), entry });
+        slot.as_ptr().write(Slot { refs: AtomicU32::new(1), position, entry });
         chunk.live.fetch_add(1, Ordering::Relaxed);
         KeyRef { slot, chunk: header }
     }
@@ -86,7 +92,14 @@ impl KeyRef {
     /// An entry of its own, outside any slab (for stores that keep few entries or cache them).
     pub fn new(entry: KeyEntry) -> KeyRef {
         // SAFETY: a fresh chunk of one slot, written once, by this thread only.
-        unsafe { Header::fill(Header::allocate(1), 0, entry) }
+        unsafe { Header::fill(Header::allocate(1), 0, NO_POSITION, entry) }
+    }
+
+    /// The entry's position in its slab, which no other entry of that slab ever has; `None`
+    /// for an entry of its own ([`KeyRef::new`]). Lets a host cache what never changes about a
+    /// key (its ids) by position.
+    pub fn position(&self) -> Option<u32> {
+        Some(self.slot().position).filter(|&p| p != NO_POSITION)
     }
 
     fn slot(&self) -> &Slot {
@@ -181,7 +194,7 @@ impl Slab {
     pub fn push(&self, entry: KeyEntry) -> u32 {
         let _writer = self.writer.lock();
         let position = self.len.load(Ordering::Relaxed);
-        assert!(position < u32::MAX, "2^32 - 1 keys in one store");
+        assert!(position < NO_POSITION, "2^32 - 1 keys in one store");
         let (bucket, index) = locate(position);
         let mut chunk = self.buckets[bucket].load(Ordering::Relaxed);
         if chunk.is_null() {
@@ -191,7 +204,7 @@ impl Slab {
         let chunk = NonNull::new(chunk).expect("allocated");
         // SAFETY: the slot after the last written one (`len`), written under `writer`; no
         // reader reaches it before `len` is raised past it.
-        let slab_ref = unsafe { Header::fill(chunk, index, entry) };
+        let slab_ref = unsafe { Header::fill(chunk, index, position, entry) };
         // The slab's reference, given up in `Drop` (see `own_ref`).
         std::mem::forget(slab_ref);
         self.len.store(position + 1, Ordering::Release);
@@ -274,6 +287,8 @@ mod tests {
         assert!(slab.newest_first().eq((0..count).rev()));
         let kept: Vec<KeyRef> = [0, FIRST, count - 1].iter().map(|&p| slab.handle(p)).collect();
         let copy = kept[1].clone();
+        assert_eq!(kept.iter().map(KeyRef::position).collect::<Vec<_>>(), [Some(0), Some(FIRST), Some(count - 1)]);
+        assert_eq!(copy.position(), Some(FIRST));
         drop(slab);
         assert_eq!(kept[0].digest, [0; 32]);
         assert_eq!(kept[1].digest, [FIRST as u8; 32]);
@@ -286,6 +301,7 @@ mod tests {
         let meter = Arc::new(super::super::AccountMeter::default());
         let first = KeyRef::new(KeyEntry::new([1; 32], record("key_lone"), meter.clone()));
         let second = first.clone();
+        assert_eq!(second.position(), None);
         assert_eq!(Arc::strong_count(&meter), 2);
         drop(first);
         assert_eq!(second.record.id(), "key_lone");

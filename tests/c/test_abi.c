@@ -189,8 +189,9 @@ static void test_bootstrap(void) {
 
 static void test_authorize(void) {
   astack_decision d;
-  char key[64], id[ASTACK_KEY_ID_SIZE], bad[64];
+  char key[64], id[ASTACK_KEY_ID_SIZE], bad[64], other[64], other_id[ASTACK_KEY_ID_SIZE];
   char *policy = NULL, *ratelimit = NULL;
+  uint32_t slot;
   int i;
 
   create_key("{\"name\":\"reader\",\"account_id\":\"acme\",\"scopes\":[\"sessions:read\"],"
@@ -211,9 +212,11 @@ static void test_authorize(void) {
   drop(&policy);
   drop(&ratelimit);
 
-  /* The operation as a number. */
+  /* The operation as a number; the key's slot stays the same from call to call. */
+  slot = d.key_slot;
+  CHECK(slot != ASTACK_NO_KEY_SLOT);
   CHECK_RESULT(astack_authorize_op(engine, key, ASTACK_OP_SESSION_READ, &d), ASTACK_OK);
-  CHECK(d.remaining == 1);
+  CHECK(d.remaining == 1 && d.key_slot == slot);
   CHECK_RESULT(astack_authorize_op(engine, key, 0, &d), ASTACK_INVALID_ARGUMENT);
   CHECK(d.code == ASTACK_INVALID_ARGUMENT);
   CHECK_RESULT(astack_authorize_op(engine, key, 11, &d), ASTACK_INVALID_ARGUMENT);
@@ -225,7 +228,7 @@ static void test_authorize(void) {
   CHECK_RESULT(astack_clock_advance(engine, 40000), ASTACK_OK);
   CHECK_RESULT(astack_authorize_bytes(engine, key, strlen(key) - 1, ASTACK_OP_SESSION_READ, &d), ASTACK_INVALID_API_KEY);
   CHECK_RESULT(astack_authorize_bytes(engine, key, strlen(key) + 1, ASTACK_OP_SESSION_READ, &d), ASTACK_INVALID_API_KEY);
-  CHECK(d.key_id[0] == '\0' && d.requests_per_minute == 0);
+  CHECK(d.key_id[0] == '\0' && d.requests_per_minute == 0 && d.key_slot == ASTACK_NO_KEY_SLOT);
   CHECK_RESULT(astack_authorize_bytes(engine, NULL, 0, ASTACK_OP_SESSION_READ, &d), ASTACK_MISSING_API_KEY);
   CHECK_RESULT(astack_authorize_bytes(engine, NULL, 1, ASTACK_OP_SESSION_READ, &d), ASTACK_NULL_ARGUMENT);
   CHECK_RESULT(astack_authorize_bytes(engine, key, strlen(key), 0, &d), ASTACK_INVALID_ARGUMENT);
@@ -236,7 +239,11 @@ static void test_authorize(void) {
 
   /* Wrong scope: denied, no token taken, rate fields still reported. */
   CHECK_RESULT(astack_authorize(engine, key, "session.create", &d), ASTACK_INSUFFICIENT_SCOPE);
-  CHECK(d.key_id[0] == '\0' && d.limit == 3 && d.requests_per_minute == 3);
+  CHECK(d.key_id[0] == '\0' && d.limit == 3 && d.requests_per_minute == 3 && d.key_slot == ASTACK_NO_KEY_SLOT);
+  /* Another key has another slot. */
+  create_key("{\"name\":\"other\",\"scopes\":[\"sessions:read\"]}", other, other_id);
+  CHECK_RESULT(astack_authorize(engine, other, "session.read", &d), ASTACK_OK);
+  CHECK(d.key_slot != ASTACK_NO_KEY_SLOT && d.key_slot != slot);
   CHECK_RESULT(astack_authorize(engine, key, "session.read", &d), ASTACK_OK);
   CHECK(d.remaining == 0);
   /* Rate limited: retry_after and headers. */
