@@ -310,7 +310,7 @@ typedef struct astack_decision {
    * When allowed, a number naming the key among this engine's keys for the engine's whole
    * life (no other key ever has it), for hosts that cache what never changes about a key,
    * such as `key_id` and `account_id`; `ASTACK_NO_KEY_SLOT` when the store gives none
-   * (SQLite, Redis) or the request was not allowed.
+   * (Redis) or the request was not allowed.
    */
   uint32_t key_slot;
   /**

@@ -134,6 +134,28 @@ fn a_new_engine_from_config_uses_the_sqlite_store() {
 }
 
 #[test]
+fn every_key_has_a_slot_of_its_own_before_and_after_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("astack.db");
+    let slots = |engine: &Engine, keys: &[String]| -> Vec<u32> {
+        let slots: Vec<u32> = keys
+            .iter()
+            .map(|key| engine.authorize(key, Operation::Admin).map_err(|d| d.error).unwrap().principal.key_slot().expect("a slot"))
+            .collect();
+        let again: Vec<u32> = keys.iter().map(|key| engine.authorize(key, Operation::Admin).ok().unwrap().principal.key_slot().unwrap()).collect();
+        assert_eq!(slots, again, "a key keeps its slot");
+        assert_eq!(slots.iter().collect::<std::collections::HashSet<_>>().len(), keys.len(), "no two keys share one");
+        slots
+    };
+    let (engine, _) = open_engine(&path, 1_700_000_000_000);
+    let keys: Vec<String> = (0..3).map(|_| engine.bootstrap_admin_key(None).unwrap().unwrap()).collect();
+    slots(&engine, &keys);
+    drop(engine);
+    let (engine, _) = open_engine(&path, 1_700_000_000_000);
+    slots(&engine, &keys);
+}
+
+#[test]
 fn a_session_slot_is_released_by_every_final_state_across_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("astack.db");

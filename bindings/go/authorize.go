@@ -138,7 +138,7 @@ func (d *Decision) SetHeaders(h http.Header) {
 // for the response headers. One cgo call, handed the key's bytes in place (never copied). An
 // allowed request allocates nothing once its key has been seen: the engine keeps each key's
 // two id strings (about 100 bytes a key; see keyIDs), except over stores that give no key slot
-// (SQLite, Redis), where each allowed request allocates the two ids once.
+// (Redis), where each allowed request allocates the two ids once.
 func (e *Engine) Authorize(apiKey string, op Operation) (d Decision, err error) {
 	var cd C.astack_decision
 	ticket, ok := e.gate.enter()

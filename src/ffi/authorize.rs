@@ -106,7 +106,7 @@ pub struct astack_decision {
     /// When allowed, a number naming the key among this engine's keys for the engine's whole
     /// life (no other key ever has it), for hosts that cache what never changes about a key,
     /// such as `key_id` and `account_id`; `ASTACK_NO_KEY_SLOT` when the store gives none
-    /// (SQLite, Redis) or the request was not allowed.
+    /// (Redis) or the request was not allowed.
     pub key_slot: u32,
     /// The key's id, NUL-terminated ("" unless allowed).
     pub key_id: [c_char; ASTACK_KEY_ID_SIZE],

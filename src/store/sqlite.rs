@@ -33,6 +33,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::slab::Slab;
 use super::{AccountMeter, KeyEntry, KeyRef, SessionUpdate, Store};
 use crate::audit::AuditRecord;
 use crate::error::{Error, Result};
@@ -102,10 +103,22 @@ fn int(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
+/// The keys, in memory: their entries side by side in a slab (so that each has a position,
+/// its `key_slot` at the C ABI), found by digest and by id.
 #[derive(Default)]
 struct KeyCache {
+    entries: Slab,
     by_digest: HashMap<KeyDigest, KeyRef>,
     by_id: HashMap<String, KeyRef>,
+}
+
+impl KeyCache {
+    /// Adds an entry (a new key, or a key loaded from the file).
+    fn insert(&mut self, digest: KeyDigest, id: String, entry: KeyEntry) {
+        let entry = self.entries.handle(self.entries.push(entry));
+        self.by_digest.insert(digest, entry.clone());
+        self.by_id.insert(id, entry);
+    }
 }
 
 /// Keeps state in one SQLite file; see the module documentation for its guarantees.
@@ -189,9 +202,8 @@ impl SqliteStore {
                 digest.try_into().map_err(|_| Error::Internal("a stored key digest is not 32 bytes".into()))?;
             let record: KeyRecord = from_json(&json)?;
             let meter = meters.entry(record.account_id.clone()).or_default().clone();
-            let entry = KeyRef::new(KeyEntry::new(digest, record, meter));
-            cache.by_id.insert(entry.record.read().id.clone(), entry.clone());
-            cache.by_digest.insert(digest, entry);
+            let id = record.id.clone();
+            cache.insert(digest, id, KeyEntry::new(digest, record, meter));
         }
         Ok(())
     }
@@ -336,10 +348,8 @@ impl Store for SqliteStore {
                 other => other.map(drop).map_err(db),
             }
         })?;
-        let entry = KeyRef::new(KeyEntry::new(digest, record.clone(), self.meter(&record.account_id)));
-        let mut cache = self.keys.write();
-        cache.by_digest.insert(digest, entry.clone());
-        cache.by_id.insert(record.id, entry);
+        let entry = KeyEntry::new(digest, record.clone(), self.meter(&record.account_id));
+        self.keys.write().insert(digest, record.id, entry);
         Ok(())
     }
 
