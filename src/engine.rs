@@ -68,8 +68,8 @@ impl Principal {
     }
 
     /// A number that names the key among this engine's keys for the engine's whole life (no
-    /// other key ever has it), when its store has one (the memory and SQLite stores do): lets a host
-    /// cache what never changes about a key, such as its ids.
+    /// other key ever has it), when its store gives one (the memory and SQLite stores do): lets
+    /// a host cache what never changes about a key, such as its ids.
     pub fn key_slot(&self) -> Option<u32> {
         self.entry.position()
     }

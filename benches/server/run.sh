@@ -76,7 +76,7 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1
 # workload, round after round, so that a busy spell weighs on both. Each figure is the median
 # of its rounds, and each ratio the median of the rounds' ratios (each taken over two runs
 # seconds apart).
-declare -A ALL
+declare -A ALL LAST
 for round in $(seq "$ROUNDS"); do
   line="round $round/$ROUNDS (load $(cut -d' ' -f1 /proc/loadavg)):"
   for w in get post; do
@@ -91,9 +91,9 @@ for round in $(seq "$ROUNDS"); do
       fi
       ALL[$mode,$w]+=" $r"
       line+=" $w $mode $r"
-      declare "rate_$mode=$r"
+      LAST[$mode]=$r
     done
-    ALL[ratio,$w]+=" $(python3 -c "print($rate_engine / $rate_ceiling)")"
+    ALL[ratio,$w]+=" $(python3 -c "print(${LAST[engine]} / ${LAST[ceiling]})")"
   done
   echo "$line" >&2
 done

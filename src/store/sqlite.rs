@@ -113,10 +113,10 @@ struct KeyCache {
 }
 
 impl KeyCache {
-    /// Adds an entry (a new key, or a key loaded from the file).
-    fn insert(&mut self, digest: KeyDigest, id: String, entry: KeyEntry) {
+    /// Adds the entry of the key `id` (a new key, or a key loaded from the file).
+    fn insert(&mut self, id: String, entry: KeyEntry) {
         let entry = self.entries.handle(self.entries.push(entry));
-        self.by_digest.insert(digest, entry.clone());
+        self.by_digest.insert(entry.digest, entry.clone());
         self.by_id.insert(id, entry);
     }
 }
@@ -202,8 +202,7 @@ impl SqliteStore {
                 digest.try_into().map_err(|_| Error::Internal("a stored key digest is not 32 bytes".into()))?;
             let record: KeyRecord = from_json(&json)?;
             let meter = meters.entry(record.account_id.clone()).or_default().clone();
-            let id = record.id.clone();
-            cache.insert(digest, id, KeyEntry::new(digest, record, meter));
+            cache.insert(record.id.clone(), KeyEntry::new(digest, record, meter));
         }
         Ok(())
     }
@@ -349,7 +348,7 @@ impl Store for SqliteStore {
             }
         })?;
         let entry = KeyEntry::new(digest, record.clone(), self.meter(&record.account_id));
-        self.keys.write().insert(digest, record.id, entry);
+        self.keys.write().insert(record.id, entry);
         Ok(())
     }
 

@@ -17,6 +17,9 @@ use crate::error::{Error, Result};
 /// Bytes before the account id: its length.
 const LEN: usize = std::mem::size_of::<u32>();
 
+/// Room for a typical record's JSON (about 280 bytes), so that writing it rarely reallocates.
+const JSON_ROOM: usize = 320;
+
 /// The newest records, oldest first.
 #[derive(Default)]
 pub(super) struct AuditLog {
@@ -57,7 +60,7 @@ impl AuditLog {
 fn pack(record: &AuditRecord) -> Result<Box<[u8]>> {
     let account = record.account_id.as_bytes();
     let length = u32::try_from(account.len()).map_err(|_| Error::Internal("audit record's account id is too long".into()))?;
-    let mut packed = Vec::with_capacity(LEN + account.len() + 320);
+    let mut packed = Vec::with_capacity(LEN + account.len() + JSON_ROOM);
     packed.extend_from_slice(&length.to_le_bytes());
     packed.extend_from_slice(account);
     serde_json::to_writer(&mut packed, record).map_err(|e| Error::Internal(format!("audit record: {e}")))?;
