@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// One audited event.
+/// One audited event, as read back from a store.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditRecord {
     /// `aud_…`.
@@ -25,4 +25,67 @@ pub struct AuditRecord {
     pub target: Option<String>,
     /// Event details (codes, statuses, operation names).
     pub detail: Value,
+}
+
+/// An audited event as the engine writes it: borrowed, and serialized exactly as the
+/// [`AuditRecord`] it reads back as. Stores keep that JSON, so a record is built and
+/// serialized once, without copying its strings.
+#[derive(Debug, Serialize)]
+pub struct AuditEvent<'a, D: Serialize + ?Sized> {
+    /// [`AuditRecord::id`].
+    pub id: &'a str,
+    /// [`AuditRecord::account_id`].
+    pub account_id: &'a str,
+    /// [`AuditRecord::at`].
+    pub at: u64,
+    /// [`AuditRecord::action`].
+    pub action: &'a str,
+    /// [`AuditRecord::actor_key_id`].
+    pub actor_key_id: Option<&'a str>,
+    /// [`AuditRecord::actor_prefix`].
+    pub actor_prefix: Option<&'a str>,
+    /// [`AuditRecord::target`].
+    pub target: Option<&'a str>,
+    /// [`AuditRecord::detail`]: anything that serializes to a JSON object.
+    pub detail: &'a D,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn an_event_reads_back_as_the_record_it_describes() {
+        #[derive(Serialize)]
+        struct Detail<'a> {
+            status: &'a str,
+            count: u32,
+        }
+        let event = AuditEvent {
+            id: "aud_1",
+            account_id: "acct-\"é",
+            at: 42,
+            action: "session.created",
+            actor_key_id: Some("key_1"),
+            actor_prefix: Some("ak_Ab9z"),
+            target: None,
+            detail: &Detail { status: "PENDING", count: 2 },
+        };
+        let record: AuditRecord = serde_json::from_str(&serde_json::to_string(&event).unwrap()).unwrap();
+        let expected = AuditRecord {
+            id: "aud_1".into(),
+            account_id: "acct-\"é".into(),
+            at: 42,
+            action: "session.created".into(),
+            actor_key_id: Some("key_1".into()),
+            actor_prefix: Some("ak_Ab9z".into()),
+            target: None,
+            detail: json!({"status": "PENDING", "count": 2}),
+        };
+        assert_eq!(record, expected);
+        // And the record serializes as the event did.
+        assert_eq!(serde_json::to_value(&expected).unwrap(), serde_json::to_value(&event).unwrap());
+    }
 }

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::audit::AuditRecord;
+use crate::audit::{AuditEvent, AuditRecord};
 use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -185,6 +185,20 @@ fn new_id(prefix: &str) -> String {
     id
 }
 
+/// A new audit record's JSON; `actor` is the acting key's id and display prefix.
+fn audit_json(
+    account_id: &str,
+    actor: Option<(&str, &str)>,
+    action: &str,
+    target: Option<&str>,
+    detail: &impl Serialize,
+    now: u64,
+) -> Result<String> {
+    let (actor_key_id, actor_prefix) = actor.unzip();
+    let event = AuditEvent { id: &new_id("aud_"), account_id, at: now, action, actor_key_id, actor_prefix, target, detail };
+    serde_json::to_string(&event).map_err(|e| Error::Internal(format!("audit record: {e}")))
+}
+
 impl Engine {
     /// An engine with the system clock and the store its configuration names (`store`,
     /// in memory by default).
@@ -325,31 +339,18 @@ impl Engine {
 
     // ------------------------------------------------------------------ audit
 
-    fn audit_event(&self, actor: &KeyEntry, action: &str, target: Option<&str>, detail: Value, now: u64) -> Result<()> {
-        let (account, key_id, prefix) = actor.record.actor();
-        self.append_audit(account, Some((key_id, prefix)), action, target, detail, now)
+    /// Audits an event done with the key `actor`.
+    fn audit_event(&self, actor: &KeyEntry, action: &str, target: Option<&str>, detail: impl Serialize, now: u64) -> Result<()> {
+        let (account, record) = actor.record.with_actor(|account, key_id, prefix| {
+            (Arc::clone(account), audit_json(account, Some((key_id, prefix)), action, target, &detail, now))
+        });
+        self.store.append_audit(&account, &record?)
     }
 
-    fn append_audit(
-        &self,
-        account_id: String,
-        actor: Option<(String, String)>,
-        action: &str,
-        target: Option<&str>,
-        detail: Value,
-        now: u64,
-    ) -> Result<()> {
-        let (actor_key_id, actor_prefix) = actor.unzip();
-        self.store.append_audit(AuditRecord {
-            id: new_id("aud_"),
-            account_id,
-            at: now,
-            action: action.to_owned(),
-            actor_key_id,
-            actor_prefix,
-            target: target.map(str::to_owned),
-            detail,
-        })
+    /// Audits an event of `account_id` done by no key (bootstrap, expiry).
+    fn append_audit(&self, account_id: &str, action: &str, target: Option<&str>, detail: impl Serialize, now: u64) -> Result<()> {
+        let record = audit_json(account_id, None, action, target, &detail, now)?;
+        self.store.append_audit(account_id, &record)
     }
 
     /// The audit log, newest first: the operator's admins see every account, others their own.
@@ -384,7 +385,7 @@ impl Engine {
             None,
         );
         self.store.insert_key(digest, record.clone())?;
-        self.append_audit(record.account_id, None, "key.created", Some(&record.id), json!({"bootstrap": true}), record.created_at)?;
+        self.append_audit(&record.account_id, "key.created", Some(&record.id), json!({"bootstrap": true}), record.created_at)?;
         Ok(generated.then_some(key))
     }
 
@@ -538,16 +539,17 @@ impl Engine {
         request.validate(&self.config.features)?;
         let limits = principal.entry.record.limits().resolve(&self.config.limits);
         let now = self.now();
+        let (key_id, account_id) = principal.with_ids(|key, account| (key.to_owned(), account.to_owned()));
         let session = Session {
             id: new_id("sess_"),
-            account_id: principal.account_id(),
+            account_id,
             status: Status::Pending,
             end_user_id: request.end_user_id,
             connection_type: request.connection_type,
             quality: request.quality,
             features: request.features,
             metadata: request.metadata.unwrap_or_else(|| json!({})),
-            key_id: principal.key_id(),
+            key_id,
             node_id: String::new(),
             worker_url: String::new(),
             created_at: now,
@@ -558,7 +560,13 @@ impl Engine {
         };
         self.sweep()?;
         let session = self.store.create_session(session, limits.concurrent_sessions, &self.config.default_worker)?;
-        let detail = json!({ "status": session.status, "node_id": session.node_id });
+        /// `session.created`'s detail (a struct: this is the hot path).
+        #[derive(Serialize)]
+        struct Placed<'a> {
+            status: Status,
+            node_id: &'a str,
+        }
+        let detail = Placed { status: session.status, node_id: &session.node_id };
         self.audit_event(&principal.entry, "session.created", Some(&session.id), detail, now)?;
         let session_token = self.sign_token(&session, now);
         Ok(CreatedSession { session, session_token })
@@ -632,7 +640,7 @@ impl Engine {
         let detail = json!({ "from": from, "to": session.status, "end_reason": session.end_reason });
         match actor {
             Some(principal) => self.audit_event(&principal.entry, action, Some(&session.id), detail, now)?,
-            None => self.append_audit(session.account_id.clone(), None, action, Some(&session.id), detail, now)?,
+            None => self.append_audit(&session.account_id, action, Some(&session.id), detail, now)?,
         }
         if session.status.is_final() && session.connected_at.is_some() {
             let seconds = session.active_seconds();

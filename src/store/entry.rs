@@ -206,15 +206,15 @@ impl Cold {
         f(std::str::from_utf8(&text).expect("ASCII"))
     }
 
-    fn prefix(&self) -> String {
-        match self.extra.as_ref().and_then(|e| e.prefix.clone()) {
-            Some(prefix) => prefix,
-            None => {
-                let mut prefix = String::from(KEY_PREFIX);
-                prefix.extend(self.prefix.iter().map(|&b| char::from(b)));
-                prefix
-            }
+    /// Calls `f` with the display prefix, formatted on the stack when compact.
+    fn with_prefix<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+        if let Some(prefix) = self.extra.as_ref().and_then(|e| e.prefix.as_deref()) {
+            return f(prefix);
         }
+        let mut text = [0u8; KEY_PREFIX.len() + 4];
+        text[..KEY_PREFIX.len()].copy_from_slice(KEY_PREFIX.as_bytes());
+        text[KEY_PREFIX.len()..].copy_from_slice(&self.prefix);
+        f(std::str::from_utf8(&text).expect("ASCII"))
     }
 }
 
@@ -250,7 +250,7 @@ impl RecordCell {
             id: cold.with_id(str::to_owned),
             account_id: String::clone(&cold.account),
             name: extra.map(|e| e.name.clone()).unwrap_or_default(),
-            prefix: cold.prefix(),
+            prefix: cold.with_prefix(str::to_owned),
             scopes: Scopes::from_bits(access as u16),
             permissions: Permissions::from_bits((access >> 16) as u8),
             limits: KeyLimits { requests_per_minute: limit(0), requests_per_hour: limit(1), concurrent_sessions: limit(2) },
@@ -328,10 +328,11 @@ impl RecordCell {
         *self.cold.lock().account == account
     }
 
-    /// The key's account id, its id and its display prefix (for audit records).
-    pub fn actor(&self) -> (String, String, String) {
+    /// Calls `f` with the key's account id, its id and its display prefix (for audit records),
+    /// without copying them.
+    pub fn with_actor<R>(&self, f: impl FnOnce(&Arc<String>, &str, &str) -> R) -> R {
         let cold = self.cold.lock();
-        (String::clone(&cold.account), cold.with_id(str::to_owned), cold.prefix())
+        cold.with_id(|id| cold.with_prefix(|prefix| f(&cold.account, id, prefix)))
     }
 }
 

@@ -8,6 +8,7 @@
 //! packed ([`audit`]).
 
 mod audit;
+mod compact;
 mod sessions;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -360,8 +361,8 @@ impl Store for MemoryStore {
         Ok(book.alerts.iter().rev().cloned().collect())
     }
 
-    fn append_audit(&self, record: AuditRecord) -> Result<()> {
-        self.audit.append(&record)
+    fn append_audit(&self, account_id: &str, record: &str) -> Result<()> {
+        self.audit.append(account_id, record)
     }
 
     fn audit(&self, account: Option<&str>, limit: usize) -> Result<Vec<AuditRecord>> {

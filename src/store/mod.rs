@@ -149,8 +149,10 @@ pub trait Store: Send + Sync + 'static {
     fn alerts(&self, account: &str) -> Result<Vec<Alert>>;
 
     // ---- audit ----
-    /// Appends a record.
-    fn append_audit(&self, record: AuditRecord) -> Result<()>;
+    /// Appends a record to `account_id`'s log: `record` is the JSON of an
+    /// [`crate::audit::AuditEvent`] of that account, which [`Store::audit`] reads back as an
+    /// [`AuditRecord`].
+    fn append_audit(&self, account_id: &str, record: &str) -> Result<()>;
     /// Records, newest first, of one account or of all.
     fn audit(&self, account: Option<&str>, limit: usize) -> Result<Vec<AuditRecord>>;
 }

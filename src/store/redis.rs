@@ -1035,16 +1035,15 @@ impl Store for RedisStore {
         Ok(alerts)
     }
 
-    fn append_audit(&self, record: AuditRecord) -> Result<()> {
-        let json = to_json(&record)?;
+    fn append_audit(&self, account_id: &str, record: &str) -> Result<()> {
         let all = self.name(format_args!("audit"));
-        let mine = self.name(format_args!("audit:{}", record.account_id));
+        let mine = self.name(format_args!("audit:{account_id}"));
         self.run(|con| {
             redis::pipe()
                 .atomic()
                 .cmd("LPUSH")
                 .arg(&all)
-                .arg(&json)
+                .arg(record)
                 .ignore()
                 .cmd("LTRIM")
                 .arg(&all)
@@ -1053,7 +1052,7 @@ impl Store for RedisStore {
                 .ignore()
                 .cmd("LPUSH")
                 .arg(&mine)
-                .arg(&json)
+                .arg(record)
                 .ignore()
                 .cmd("LTRIM")
                 .arg(&mine)

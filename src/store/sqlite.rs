@@ -708,10 +708,9 @@ impl Store for SqliteStore {
         rows.collect::<rusqlite::Result<_>>().map_err(db)
     }
 
-    fn append_audit(&self, record: AuditRecord) -> Result<()> {
+    fn append_audit(&self, account_id: &str, record: &str) -> Result<()> {
         self.tx(|tx| {
-            tx.execute("INSERT INTO audit (account_id, json) VALUES (?1, ?2)", params![record.account_id, to_json(&record)?])
-                .map_err(db)?;
+            tx.execute("INSERT INTO audit (account_id, json) VALUES (?1, ?2)", params![account_id, record]).map_err(db)?;
             Ok(())
         })
     }

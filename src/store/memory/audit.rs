@@ -1,11 +1,10 @@
 //! The in-memory store's audit log: the newest [`AuditLog::CAPACITY`] records, each kept packed
-//! in one allocation — its account id, then the record as JSON.
+//! in one allocation — its account id, then the record's JSON as the engine wrote it.
 //!
-//! A record as the engine builds it is a dozen allocations (its strings and its `detail` map).
-//! Kept as built, each would be freed only when evicted, a hundred thousand records later and
-//! usually by another thread, block by block. Packed, the thread that built the record frees
-//! its dozen blocks at once, the log frees one block per eviction, and a record takes about
-//! half the memory. Reading unpacks (the audit log is read rarely, and by admins).
+//! Kept as parsed records, each would be a dozen blocks (its strings and its `detail` map),
+//! freed only when evicted, a hundred thousand records later and usually by another thread.
+//! Packed, the log frees one block per eviction, and a record takes about half the memory.
+//! Reading parses (the audit log is read rarely, and by admins).
 
 use std::collections::VecDeque;
 
@@ -17,9 +16,6 @@ use crate::error::{Error, Result};
 /// Bytes before the account id: its length.
 const LEN: usize = std::mem::size_of::<u32>();
 
-/// Room for a typical record's JSON (about 280 bytes), so that writing it rarely reallocates.
-const JSON_ROOM: usize = 320;
-
 /// The newest records, oldest first.
 #[derive(Default)]
 pub(super) struct AuditLog {
@@ -30,9 +26,10 @@ impl AuditLog {
     /// Records kept; older ones are dropped first.
     pub(super) const CAPACITY: usize = 100_000;
 
-    /// Appends `record`, dropping the oldest when full.
-    pub(super) fn append(&self, record: &AuditRecord) -> Result<()> {
-        let packed = pack(record)?;
+    /// Appends `record` (an audit record's JSON) to `account`'s records, dropping the oldest
+    /// when full.
+    pub(super) fn append(&self, account: &str, record: &str) -> Result<()> {
+        let packed = pack(account, record)?;
         let evicted = {
             let mut records = self.records.lock();
             let evicted = if records.len() == Self::CAPACITY { records.pop_front() } else { None };
@@ -57,13 +54,12 @@ impl AuditLog {
     }
 }
 
-fn pack(record: &AuditRecord) -> Result<Box<[u8]>> {
-    let account = record.account_id.as_bytes();
+fn pack(account: &str, record: &str) -> Result<Box<[u8]>> {
     let length = u32::try_from(account.len()).map_err(|_| Error::Internal("audit record's account id is too long".into()))?;
-    let mut packed = Vec::with_capacity(LEN + account.len() + JSON_ROOM);
+    let mut packed = Vec::with_capacity(LEN + account.len() + record.len());
     packed.extend_from_slice(&length.to_le_bytes());
-    packed.extend_from_slice(account);
-    serde_json::to_writer(&mut packed, record).map_err(|e| Error::Internal(format!("audit record: {e}")))?;
+    packed.extend_from_slice(account.as_bytes());
+    packed.extend_from_slice(record.as_bytes());
     Ok(packed.into_boxed_slice())
 }
 
@@ -83,6 +79,11 @@ mod tests {
 
     use super::*;
 
+    /// Appends `record` as the engine would: its JSON.
+    fn append(log: &AuditLog, record: &AuditRecord) {
+        log.append(&record.account_id, &serde_json::to_string(record).unwrap()).unwrap();
+    }
+
     fn record(n: usize, account: &str) -> AuditRecord {
         AuditRecord {
             id: format!("aud_{n}"),
@@ -101,7 +102,7 @@ mod tests {
         let log = AuditLog::default();
         let all: Vec<_> = (0..10).map(|n| record(n, if n % 2 == 0 { "acct-a" } else { "acct-é" })).collect();
         for r in &all {
-            log.append(r).unwrap();
+            append(&log, r);
         }
         let newest: Vec<_> = all.iter().rev().cloned().collect();
         assert_eq!(log.newest_first(None, 100).unwrap(), newest);
@@ -115,7 +116,7 @@ mod tests {
     fn the_oldest_go_first_when_full() {
         let log = AuditLog::default();
         for n in 0..AuditLog::CAPACITY + 5 {
-            log.append(&record(n, "a")).unwrap();
+            append(&log, &record(n, "a"));
         }
         let kept = log.newest_first(None, usize::MAX).unwrap();
         assert_eq!(kept.len(), AuditLog::CAPACITY);

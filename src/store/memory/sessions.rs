@@ -6,6 +6,9 @@
 //! shards is in one small [`Ledger`] behind its own lock: the slots in use per key, the live
 //! sessions per worker, the workers, and the order of creation.
 //!
+//! Sessions are stored packed ([`Compact`]), with their key, account and worker interned in
+//! the ledger.
+//!
 //! Locks are taken shards first (in index order), the ledger last. A change to a session holds
 //! its shard's lock throughout and takes the ledger's inside it when the session's counts
 //! change, so every method is atomic and, at every instant a lock holder can see, the slots in
@@ -19,6 +22,7 @@ use std::sync::Arc;
 use foldhash::fast::RandomState;
 use parking_lot::{Mutex, MutexGuard};
 
+use super::compact::{Compact, Owner, Placement};
 use crate::error::{Error, Result};
 use crate::session::Session;
 use crate::store::SessionUpdate;
@@ -33,7 +37,7 @@ type Map<K, V> = HashMap<K, V, RandomState>;
 /// A stored session and its place in the order of creation.
 struct Stored {
     seq: u64,
-    session: Box<Session>,
+    session: Box<Compact>,
 }
 
 /// One shard: its sessions by id, its part of each account's list (oldest first, with each
@@ -52,19 +56,26 @@ impl Shard {
     fn index_expiry(&mut self, session: &Session, seq: u64, id: &Arc<str>, next_due: &AtomicU64) {
         if session.is_live() {
             self.expiry.insert((session.expires_at, seq), Arc::clone(id));
-            next_due.fetch_min(session.expires_at, Ordering::SeqCst);
+            // A plain load first: new sessions usually expire after the earliest one, and then
+            // nothing is written to a line every shard shares.
+            if session.expires_at < next_due.load(Ordering::SeqCst) {
+                next_due.fetch_min(session.expires_at, Ordering::SeqCst);
+            }
         }
     }
 }
 
 /// What is exact across shards: slots in use per key, live sessions per worker, the workers in
 /// registration order, and the number of sessions ever created (the next creation sequence).
+/// It also interns what sessions share: their owners by key id, their placements by node id.
 #[derive(Default)]
 struct Ledger {
     slots: Map<String, u32>,
     load: Map<String, u32>,
     workers: Vec<Worker>,
     created: u64,
+    owners: Map<String, Arc<Owner>>,
+    placements: Map<String, Arc<Placement>>,
 }
 
 fn count_up(counts: &mut Map<String, u32>, name: &str) {
@@ -100,6 +111,30 @@ impl Ledger {
     fn release(&mut self, session: &Session) {
         count_down(&mut self.slots, &session.key_id);
         count_down(&mut self.load, &session.node_id);
+    }
+
+    /// The shared owner of `session` (its key and account).
+    fn owner(&mut self, session: &Session) -> Arc<Owner> {
+        match self.owners.get(&session.key_id) {
+            Some(owner) if owner.owns(session) => Arc::clone(owner),
+            _ => {
+                let owner = Arc::new(Owner::of(session));
+                self.owners.insert(session.key_id.clone(), Arc::clone(&owner));
+                owner
+            }
+        }
+    }
+
+    /// The shared placement of `session` (its worker's id and URL).
+    fn placement(&mut self, session: &Session) -> Arc<Placement> {
+        match self.placements.get(&session.node_id) {
+            Some(placement) if placement.places(session) => Arc::clone(placement),
+            _ => {
+                let placement = Arc::new(Placement::of(session));
+                self.placements.insert(session.node_id.clone(), Arc::clone(&placement));
+                placement
+            }
+        }
     }
 }
 
@@ -142,7 +177,7 @@ impl SessionTable {
         if shard.by_id.contains_key(session.id.as_str()) {
             return Err(Error::AlreadyExists { resource: "session" });
         }
-        let seq = {
+        let (seq, owner, placement) = {
             let mut ledger = self.ledger.lock();
             if ledger.slots.get(&session.key_id).copied().unwrap_or(0) >= slot_limit {
                 return Err(Error::ConcurrentSessionLimit { limit: slot_limit });
@@ -152,7 +187,7 @@ impl SessionTable {
             session.worker_url.clone_from(&worker.url);
             ledger.hold(&session);
             ledger.created += 1;
-            ledger.created
+            (ledger.created, ledger.owner(&session), ledger.placement(&session))
         };
         let id: Arc<str> = Arc::from(session.id.as_str());
         shard.index_expiry(&session, seq, &id, &self.next_due);
@@ -162,13 +197,13 @@ impl SessionTable {
                 shard.by_account.insert(session.account_id.clone(), vec![(seq, Arc::clone(&id))]);
             }
         }
-        shard.by_id.insert(id, Stored { seq, session: Box::new(session.clone()) });
+        shard.by_id.insert(id, Stored { seq, session: Box::new(Compact::new(&session, owner, placement)) });
         Ok(session)
     }
 
     /// [`crate::store::Store::session`].
     pub(super) fn get(&self, id: &str) -> Option<Session> {
-        self.shard(id).by_id.get(id).map(|stored| Session::clone(&stored.session))
+        self.shard(id).by_id.get(id).map(|stored| stored.session.session(id))
     }
 
     /// [`crate::store::Store::update_session`].
@@ -177,20 +212,28 @@ impl SessionTable {
         let shard = &mut *guard;
         let Some((key, stored)) = shard.by_id.get_key_value(id) else { return Ok(None) };
         let (key, seq) = (Arc::clone(key), stored.seq);
-        let mut updated = Session::clone(&stored.session);
+        let before = stored.session.session(id);
+        let mut updated = before.clone();
         change(&mut updated)?;
-        if updated == *stored.session {
+        if updated == before {
             // A read (nothing due, nothing changed): no index to touch.
             return Ok(Some(updated));
         }
-        let before = &stored.session;
-        if before.is_live() || updated.is_live() {
+        let (mut owner, mut placement) = (Arc::clone(stored.session.owner()), Arc::clone(stored.session.placement()));
+        let (owned, placed) = (owner.owns(&updated), placement.places(&updated));
+        if before.is_live() || updated.is_live() || !owned || !placed {
             let mut ledger = self.ledger.lock();
             if before.is_live() {
-                ledger.release(before);
+                ledger.release(&before);
             }
             if updated.is_live() {
                 ledger.hold(&updated);
+            }
+            if !owned {
+                owner = ledger.owner(&updated);
+            }
+            if !placed {
+                placement = ledger.placement(&updated);
             }
         }
         if before.is_live() {
@@ -198,7 +241,7 @@ impl SessionTable {
         }
         shard.index_expiry(&updated, seq, &key, &self.next_due);
         if let Some(stored) = shard.by_id.get_mut(id) {
-            *stored.session = updated.clone();
+            *stored.session = Compact::new(&updated, owner, placement);
         }
         Ok(Some(updated))
     }
@@ -206,19 +249,19 @@ impl SessionTable {
     /// [`crate::store::Store::list_sessions`]: newest first by creation.
     pub(super) fn list(&self, account: Option<&str>, limit: usize) -> Vec<Session> {
         let shards = self.all_shards();
-        let mut found: Vec<(u64, &Session)> = Vec::new();
+        let mut found: Vec<(u64, &str, &Compact)> = Vec::new();
         for shard in &shards {
             match account {
                 Some(account) => {
                     let ids = shard.by_account.get(account).map_or(&[][..], Vec::as_slice);
                     let newest = ids.iter().rev().take(limit);
-                    found.extend(newest.filter_map(|(seq, id)| Some((*seq, &*shard.by_id.get(id)?.session))));
+                    found.extend(newest.filter_map(|(seq, id)| Some((*seq, &**id, &*shard.by_id.get(id)?.session))));
                 }
-                None => found.extend(shard.by_id.values().map(|stored| (stored.seq, &*stored.session))),
+                None => found.extend(shard.by_id.iter().map(|(id, stored)| (stored.seq, &**id, &*stored.session))),
             }
         }
-        found.sort_unstable_by_key(|(seq, _)| std::cmp::Reverse(*seq));
-        found.into_iter().take(limit).map(|(_, session)| session.clone()).collect()
+        found.sort_unstable_by_key(|(seq, _, _)| std::cmp::Reverse(*seq));
+        found.into_iter().take(limit).map(|(_, id, session)| session.session(id)).collect()
     }
 
     /// [`crate::store::Store::due_sessions`]: by expiry, then creation.
