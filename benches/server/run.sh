@@ -37,8 +37,9 @@ PY
 )
 export ASTACK_KEY=$KEY
 
-# Limits high enough that the benchmark measures work, not refusals; the sessions POSTed pile up
-# as PENDING (the rounds stay far below the slot and worker capacities).
+# Limits high enough that the benchmark measures work, not refusals. The sessions POSTed pile up
+# as PENDING: each round starts fresh servers, so that a round's sessions (a few hundred
+# thousand) stay far below the slot and worker capacities and rounds start alike.
 TMP=$(mktemp -d)
 cat > "$TMP/config.json" <<'JSON'
 {"limits": {"requests_per_minute": 10000000, "requests_per_hour": 100000000, "concurrent_sessions": 1000000},
@@ -46,20 +47,27 @@ cat > "$TMP/config.json" <<'JSON'
 JSON
 
 PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$TMP"' EXIT
+stop_servers() {
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  PIDS=()
+}
+trap 'stop_servers; rm -rf "$TMP"' EXIT
 
 declare -A BASE
-for mode in engine ceiling; do
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  args=(--listen "127.0.0.1:$port")
-  # The engine in memory: the comparison is of the engine, not of the disk (SQLite fsyncs each write).
-  if [ "$mode" = ceiling ]; then args+=(--no-engine); else args+=(--memory --config "$TMP/config.json"); fi
-  # The request log is on, as in production, and goes to /dev/null for both.
-  ASTACK_ADMIN_KEY=$KEY "$BIN" "${args[@]}" >/dev/null 2>"$TMP/$mode.log" &
-  PIDS+=($!)
-  BASE[$mode]="http://127.0.0.1:$port"
-  for _ in $(seq 100); do curl -fs "${BASE[$mode]}/healthz" >/dev/null && break; sleep 0.05; done
-done
+start_servers() {
+  for mode in engine ceiling; do
+    local port args
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    args=(--listen "127.0.0.1:$port")
+    # The engine in memory: the comparison is of the engine, not of the disk (SQLite fsyncs each write).
+    if [ "$mode" = ceiling ]; then args+=(--no-engine); else args+=(--memory --config "$TMP/config.json"); fi
+    # The request log is on, as in production, and goes to /dev/null for both.
+    ASTACK_ADMIN_KEY=$KEY "$BIN" "${args[@]}" >/dev/null 2>>"$TMP/$mode.log" &
+    PIDS+=($!)
+    BASE[$mode]="http://127.0.0.1:$port"
+    for _ in $(seq 100); do curl -fs "${BASE[$mode]}/healthz" >/dev/null && break; sleep 0.05; done
+  done
+}
 
 rps() { # rps [wrk args…]: requests/s, after checking that every answer was a success
   local out
@@ -78,6 +86,8 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1
 # seconds apart).
 declare -A ALL LAST
 for round in $(seq "$ROUNDS"); do
+  stop_servers
+  start_servers
   line="round $round/$ROUNDS (load $(cut -d' ' -f1 /proc/loadavg)):"
   for w in get post; do
     for mode in engine ceiling; do

@@ -11,7 +11,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::{RwLock, RwLockWriteGuard};
 
 use crate::keys::{KeyDigest, KeyRecord};
 use crate::limits::{Buckets, KeyLimits};
@@ -137,7 +137,7 @@ pub struct RecordCell {
     /// Per-minute, per-hour and concurrent-session overrides; 0 when not overridden.
     limits: [AtomicU32; 3],
     expires_at: AtomicU64,
-    cold: Mutex<Cold>,
+    cold: RwLock<Cold>,
 }
 
 fn compact_id(id: &str) -> Option<[u8; 16]> {
@@ -224,7 +224,7 @@ impl RecordCell {
             access: AtomicU32::new(0),
             limits: Default::default(),
             expires_at: AtomicU64::new(NONE),
-            cold: Mutex::new(Cold::new(record.clone(), account)),
+            cold: RwLock::new(Cold::new(record.clone(), account)),
         };
         cell.publish(&record);
         cell
@@ -263,14 +263,14 @@ impl RecordCell {
 
     /// A copy of the whole record (allocates; for cold paths).
     pub fn read(&self) -> RecordRef {
-        let cold = self.cold.lock();
+        let cold = self.cold.read();
         RecordRef(self.build(&cold))
     }
 
     /// The record for changing; the changes are stored when the guard is dropped. The id cannot
     /// change (stores index it): a changed id is ignored.
     pub fn write(&self) -> RecordMut<'_> {
-        let cold = self.cold.lock();
+        let cold = self.cold.write();
         let record = self.build(&cold);
         RecordMut { cell: self, cold, record }
     }
@@ -309,29 +309,29 @@ impl RecordCell {
 
     /// Calls `f` with the key's id and account id, without allocating.
     pub fn with_ids<R>(&self, f: impl FnOnce(&str, &str) -> R) -> R {
-        let cold = self.cold.lock();
+        let cold = self.cold.read();
         cold.with_id(|id| f(id, &cold.account))
     }
 
     /// The key's id.
     pub fn id(&self) -> String {
-        self.cold.lock().with_id(str::to_owned)
+        self.cold.read().with_id(str::to_owned)
     }
 
     /// The key's account id (shared, not copied).
     pub fn account(&self) -> Arc<String> {
-        self.cold.lock().account.clone()
+        self.cold.read().account.clone()
     }
 
     /// Whether the key belongs to `account`.
     pub fn account_is(&self, account: &str) -> bool {
-        *self.cold.lock().account == account
+        *self.cold.read().account == account
     }
 
     /// Calls `f` with the key's account id, its id and its display prefix (for audit records),
     /// without copying them.
     pub fn with_actor<R>(&self, f: impl FnOnce(&Arc<String>, &str, &str) -> R) -> R {
-        let cold = self.cold.lock();
+        let cold = self.cold.read();
         cold.with_id(|id| cold.with_prefix(|prefix| f(&cold.account, id, prefix)))
     }
 }
@@ -352,7 +352,7 @@ impl Deref for RecordRef {
 #[derive(Debug)]
 pub struct RecordMut<'a> {
     cell: &'a RecordCell,
-    cold: MutexGuard<'a, Cold>,
+    cold: RwLockWriteGuard<'a, Cold>,
     record: KeyRecord,
 }
 

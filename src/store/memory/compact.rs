@@ -20,10 +20,6 @@ pub(super) struct Owner {
 }
 
 impl Owner {
-    pub(super) fn of(session: &Session) -> Self {
-        Owner { key_id: session.key_id.clone(), account_id: session.account_id.clone() }
-    }
-
     /// Whether this is `session`'s owner.
     pub(super) fn owns(&self, session: &Session) -> bool {
         self.key_id == session.key_id && self.account_id == session.account_id
@@ -38,10 +34,6 @@ pub(super) struct Placement {
 }
 
 impl Placement {
-    pub(super) fn of(session: &Session) -> Self {
-        Placement { node_id: session.node_id.clone(), worker_url: session.worker_url.clone() }
-    }
-
     /// Whether this is `session`'s placement.
     pub(super) fn places(&self, session: &Session) -> bool {
         self.node_id == session.node_id && self.worker_url == session.worker_url
@@ -120,6 +112,35 @@ impl Compact {
         }
     }
 
+    /// Whether this is `session` packed (its id aside).
+    pub(super) fn describes(&self, session: &Session) -> bool {
+        let strings = std::iter::once(&session.end_user_id).chain(&session.features).chain(&session.end_reason);
+        let metadata = match &self.metadata {
+            Some(metadata) => **metadata == session.metadata,
+            None => session.metadata.as_object().is_some_and(serde_json::Map::is_empty),
+        };
+        self.owner.owns(session)
+            && self.placement.places(session)
+            && self.status == session.status
+            && self.connection_type == session.connection_type
+            && self.quality == session.quality
+            && (self.created_at, self.expires_at) == (session.created_at, session.expires_at)
+            && (self.connected_at, self.ended_at) == (session.connected_at, session.ended_at)
+            && self.features as usize == session.features.len()
+            && self.has_end_reason == session.end_reason.is_some()
+            && Texts(&self.text).eq(strings.map(String::as_str))
+            && metadata
+    }
+
+    /// Whether it holds a slot (PENDING or ACTIVE).
+    pub(super) fn is_live(&self) -> bool {
+        !self.status.is_final()
+    }
+
+    pub(super) fn expires_at(&self) -> u64 {
+        self.expires_at
+    }
+
     pub(super) fn owner(&self) -> &Arc<Owner> {
         &self.owner
     }
@@ -182,8 +203,16 @@ mod tests {
         }
     }
 
+    fn owner(session: &Session) -> Arc<Owner> {
+        Arc::new(Owner { key_id: session.key_id.clone(), account_id: session.account_id.clone() })
+    }
+
+    fn placement(session: &Session) -> Arc<Placement> {
+        Arc::new(Placement { node_id: session.node_id.clone(), worker_url: session.worker_url.clone() })
+    }
+
     fn round_trip(session: &Session) -> Session {
-        Compact::new(session, Arc::new(Owner::of(session)), Arc::new(Placement::of(session))).session(&session.id)
+        Compact::new(session, owner(session), placement(session)).session(&session.id)
     }
 
     #[test]
@@ -204,9 +233,33 @@ mod tests {
     }
 
     #[test]
+    fn it_describes_only_its_own_session() {
+        let s = session();
+        let compact = Compact::new(&s, owner(&s), placement(&s));
+        assert!(compact.describes(&s));
+        let changes: [fn(&mut Session); 10] = [
+            |s| s.status = Status::Active,
+            |s| s.end_user_id.push('x'),
+            |s| drop(s.features.pop()),
+            |s| s.features[1] = "vision".into(),
+            |s| s.metadata = json!({"a": 1}),
+            |s| s.expires_at += 1,
+            |s| s.connected_at = Some(2),
+            |s| s.end_reason = Some(String::new()),
+            |s| s.key_id.push('x'),
+            |s| s.worker_url.push('x'),
+        ];
+        for change in changes {
+            let mut other = s.clone();
+            change(&mut other);
+            assert!(!compact.describes(&other), "{other:?}");
+        }
+    }
+
+    #[test]
     fn a_typical_session_is_small() {
         let s = session();
-        let compact = Compact::new(&s, Arc::new(Owner::of(&s)), Arc::new(Placement::of(&s)));
+        let compact = Compact::new(&s, owner(&s), placement(&s));
         assert!(std::mem::size_of::<Compact>() <= 112, "{}", std::mem::size_of::<Compact>());
         assert_eq!(compact.text.len(), 3 * LEN + "user_123visiontranscription".len());
         assert!(compact.metadata.is_none());

@@ -6,8 +6,8 @@
 //! shards is in one small [`Ledger`] behind its own lock: the slots in use per key, the live
 //! sessions per worker, the workers, and the order of creation.
 //!
-//! Sessions are stored packed ([`Compact`]), with their key, account and worker interned in
-//! the ledger.
+//! Sessions are stored packed ([`Compact`]), with their key, account and worker interned per
+//! shard.
 //!
 //! Locks are taken shards first (in index order), the ledger last. A change to a session holds
 //! its shard's lock throughout and takes the ledger's inside it when the session's counts
@@ -49,6 +49,40 @@ struct Shard {
     by_id: Map<Arc<str>, Stored>,
     by_account: Map<String, Vec<(u64, Arc<str>)>>,
     expiry: BTreeMap<(u64, u64), Arc<str>>,
+    shared: Interned,
+}
+
+/// What a shard's sessions share: their owners by key id, their placements by node id.
+#[derive(Default)]
+struct Interned {
+    owners: Map<String, Arc<Owner>>,
+    placements: Map<String, Arc<Placement>>,
+}
+
+impl Interned {
+    /// The owner of `key_id` (of `account_id`).
+    fn owner(&mut self, key_id: &str, account_id: &str) -> Arc<Owner> {
+        match self.owners.get(key_id) {
+            Some(owner) if owner.account_id == account_id => Arc::clone(owner),
+            _ => {
+                let owner = Arc::new(Owner { key_id: key_id.to_owned(), account_id: account_id.to_owned() });
+                self.owners.insert(key_id.to_owned(), Arc::clone(&owner));
+                owner
+            }
+        }
+    }
+
+    /// The placement on `node_id` (at `worker_url`).
+    fn placement(&mut self, node_id: &str, worker_url: &str) -> Arc<Placement> {
+        match self.placements.get(node_id) {
+            Some(placement) if placement.worker_url == worker_url => Arc::clone(placement),
+            _ => {
+                let placement = Arc::new(Placement { node_id: node_id.to_owned(), worker_url: worker_url.to_owned() });
+                self.placements.insert(node_id.to_owned(), Arc::clone(&placement));
+                placement
+            }
+        }
+    }
 }
 
 impl Shard {
@@ -67,15 +101,13 @@ impl Shard {
 
 /// What is exact across shards: slots in use per key, live sessions per worker, the workers in
 /// registration order, and the number of sessions ever created (the next creation sequence).
-/// It also interns what sessions share: their owners by key id, their placements by node id.
+/// Every session created takes its lock: what it does under it is kept to a few lookups.
 #[derive(Default)]
 struct Ledger {
     slots: Map<String, u32>,
     load: Map<String, u32>,
     workers: Vec<Worker>,
     created: u64,
-    owners: Map<String, Arc<Owner>>,
-    placements: Map<String, Arc<Placement>>,
 }
 
 fn count_up(counts: &mut Map<String, u32>, name: &str) {
@@ -102,39 +134,15 @@ impl Ledger {
     }
 
     /// Counts a live session: a slot of its key, a place on its worker.
-    fn hold(&mut self, session: &Session) {
-        count_up(&mut self.slots, &session.key_id);
-        count_up(&mut self.load, &session.node_id);
+    fn hold(&mut self, key_id: &str, node_id: &str) {
+        count_up(&mut self.slots, key_id);
+        count_up(&mut self.load, node_id);
     }
 
     /// Gives back what [`Ledger::hold`] counted.
-    fn release(&mut self, session: &Session) {
-        count_down(&mut self.slots, &session.key_id);
-        count_down(&mut self.load, &session.node_id);
-    }
-
-    /// The shared owner of `session` (its key and account).
-    fn owner(&mut self, session: &Session) -> Arc<Owner> {
-        match self.owners.get(&session.key_id) {
-            Some(owner) if owner.owns(session) => Arc::clone(owner),
-            _ => {
-                let owner = Arc::new(Owner::of(session));
-                self.owners.insert(session.key_id.clone(), Arc::clone(&owner));
-                owner
-            }
-        }
-    }
-
-    /// The shared placement of `session` (its worker's id and URL).
-    fn placement(&mut self, session: &Session) -> Arc<Placement> {
-        match self.placements.get(&session.node_id) {
-            Some(placement) if placement.places(session) => Arc::clone(placement),
-            _ => {
-                let placement = Arc::new(Placement::of(session));
-                self.placements.insert(session.node_id.clone(), Arc::clone(&placement));
-                placement
-            }
-        }
+    fn release(&mut self, key_id: &str, node_id: &str) {
+        count_down(&mut self.slots, key_id);
+        count_down(&mut self.load, node_id);
     }
 }
 
@@ -177,18 +185,20 @@ impl SessionTable {
         if shard.by_id.contains_key(session.id.as_str()) {
             return Err(Error::AlreadyExists { resource: "session" });
         }
-        let (seq, owner, placement) = {
+        let (seq, placement) = {
             let mut ledger = self.ledger.lock();
             if ledger.slots.get(&session.key_id).copied().unwrap_or(0) >= slot_limit {
                 return Err(Error::ConcurrentSessionLimit { limit: slot_limit });
             }
             let worker = workers::place(&ledger.workers, default_worker, |node| ledger.load(node))?;
-            session.node_id.clone_from(&worker.node_id);
-            session.worker_url.clone_from(&worker.url);
-            ledger.hold(&session);
+            let placement = shard.shared.placement(&worker.node_id, &worker.url);
+            ledger.hold(&session.key_id, &placement.node_id);
             ledger.created += 1;
-            (ledger.created, ledger.owner(&session), ledger.placement(&session))
+            (ledger.created, placement)
         };
+        session.node_id.clone_from(&placement.node_id);
+        session.worker_url.clone_from(&placement.worker_url);
+        let owner = shard.shared.owner(&session.key_id, &session.account_id);
         let id: Arc<str> = Arc::from(session.id.as_str());
         shard.index_expiry(&session, seq, &id, &self.next_due);
         match shard.by_account.get_mut(session.account_id.as_str()) {
@@ -212,32 +222,32 @@ impl SessionTable {
         let shard = &mut *guard;
         let Some((key, stored)) = shard.by_id.get_key_value(id) else { return Ok(None) };
         let (key, seq) = (Arc::clone(key), stored.seq);
-        let before = stored.session.session(id);
-        let mut updated = before.clone();
+        let before = &stored.session;
+        let mut updated = before.session(id);
         change(&mut updated)?;
-        if updated == before {
+        if before.describes(&updated) {
             // A read (nothing due, nothing changed): no index to touch.
             return Ok(Some(updated));
         }
-        let (mut owner, mut placement) = (Arc::clone(stored.session.owner()), Arc::clone(stored.session.placement()));
-        let (owned, placed) = (owner.owns(&updated), placement.places(&updated));
-        if before.is_live() || updated.is_live() || !owned || !placed {
+        let (was_live, was_due) = (before.is_live(), before.expires_at());
+        let (mut owner, mut placement) = (Arc::clone(before.owner()), Arc::clone(before.placement()));
+        if was_live || updated.is_live() {
             let mut ledger = self.ledger.lock();
-            if before.is_live() {
-                ledger.release(&before);
+            if was_live {
+                ledger.release(&owner.key_id, &placement.node_id);
             }
             if updated.is_live() {
-                ledger.hold(&updated);
-            }
-            if !owned {
-                owner = ledger.owner(&updated);
-            }
-            if !placed {
-                placement = ledger.placement(&updated);
+                ledger.hold(&updated.key_id, &updated.node_id);
             }
         }
-        if before.is_live() {
-            shard.expiry.remove(&(before.expires_at, seq));
+        if !owner.owns(&updated) {
+            owner = shard.shared.owner(&updated.key_id, &updated.account_id);
+        }
+        if !placement.places(&updated) {
+            placement = shard.shared.placement(&updated.node_id, &updated.worker_url);
+        }
+        if was_live {
+            shard.expiry.remove(&(was_due, seq));
         }
         shard.index_expiry(&updated, seq, &key, &self.next_due);
         if let Some(stored) = shard.by_id.get_mut(id) {
