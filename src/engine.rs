@@ -260,7 +260,8 @@ impl Engine {
     /// Decides a request (SPEC §4): key present and well-formed, known, not revoked, not
     /// expired, operation allowed, rate limits, and for `session.create` a free session slot.
     /// Stops at the first failure; a denied request consumes no tokens. On success the key's
-    /// `last_used_at` and its account's `requests` are updated. Allocates nothing when allowed.
+    /// `last_used_at` and its account's `requests` are updated. Allocates nothing when allowed,
+    /// but for `session.create`, whose slot check copies the key's id.
     pub fn authorize(&self, api_key: &str, operation: Operation) -> Result<Authorization, Denial> {
         if api_key.is_empty() {
             return Err(Error::MissingApiKey.into());

@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::header::{HeaderName, AUTHORIZATION, RETRY_AFTER};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +14,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use astack::limits::Headers;
-use astack::{Engine, Error, Operation};
+use astack::{Engine, Error, Operation, Principal};
 
 use crate::handlers as h;
 use crate::log::{self, Logger};
@@ -86,6 +87,19 @@ pub fn set_rate_headers(headers: &mut HeaderMap, rate: &Headers) {
     }
     if let Some(value) = rate.retry_after.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
         headers.insert(RETRY_AFTER, value);
+    }
+}
+
+/// The request's [`Principal`], as [`authorize`] left it: taken, not copied (a copy would touch
+/// the key's shared reference count twice more per request).
+pub struct Authorized(pub Principal);
+
+impl<S: Send + Sync> FromRequestParts<S> for Authorized {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let principal = parts.extensions.remove::<Principal>();
+        principal.map(Authorized).ok_or_else(|| ApiError(Error::Internal("a handler of an open route asked for a principal".into())))
     }
 }
 

@@ -1,9 +1,9 @@
-//! One handler per route: each takes the authorized [`Principal`], calls the engine once and
-//! answers 201 for what it creates, 200 otherwise. Lists answer `{"data": [...]}`.
+//! One handler per route: each takes the request's [`Authorized`] principal, calls the engine
+//! once and answers 201 for what it creates, 200 otherwise. Lists answer `{"data": [...]}`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::{Extension, Json};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -12,9 +12,8 @@ use astack::session::{CreateSession, CreatedSession, EndSession, Session};
 use astack::usage::{Alert, CreateAlert, RecordUsage, Usage};
 use astack::users::{CreateUser, UpdateUser, User};
 use astack::workers::{UpdateWorker, Worker, WorkerStatus};
-use astack::Principal;
 
-use crate::app::{ApiError, AppState};
+use crate::app::{ApiError, AppState, Authorized};
 use crate::body::{Id, JsonBody, Page};
 
 type Answer<T> = Result<Json<T>, ApiError>;
@@ -43,21 +42,21 @@ pub async fn healthz() -> Json<Value> {
 
 pub async fn create_session(
     State(engine): State<AppState>,
-    Extension(p): Extension<Principal>,
+    Authorized(p): Authorized,
     JsonBody(request): JsonBody<CreateSession>,
 ) -> Created<CreatedSession> {
     created(engine.create_session(&p, request)?)
 }
 
-pub async fn list_sessions(State(engine): State<AppState>, Extension(p): Extension<Principal>, Page(limit): Page) -> Answer<List<Session>> {
+pub async fn list_sessions(State(engine): State<AppState>, Authorized(p): Authorized, Page(limit): Page) -> Answer<List<Session>> {
     list(engine.list_sessions(&p, limit)?)
 }
 
-pub async fn get_session(State(engine): State<AppState>, Extension(p): Extension<Principal>, Id(id): Id) -> Answer<Session> {
+pub async fn get_session(State(engine): State<AppState>, Authorized(p): Authorized, Id(id): Id) -> Answer<Session> {
     Ok(Json(engine.get_session(&p, &id)?))
 }
 
-pub async fn terminate_session(State(engine): State<AppState>, Extension(p): Extension<Principal>, Id(id): Id) -> Answer<Session> {
+pub async fn terminate_session(State(engine): State<AppState>, Authorized(p): Authorized, Id(id): Id) -> Answer<Session> {
     Ok(Json(engine.terminate_session(&p, &id)?))
 }
 
@@ -70,7 +69,7 @@ pub struct Connect {
 
 pub async fn connect_session(
     State(engine): State<AppState>,
-    Extension(p): Extension<Principal>,
+    Authorized(p): Authorized,
     Id(id): Id,
     JsonBody(body): JsonBody<Connect>,
 ) -> Answer<Session> {
@@ -79,7 +78,7 @@ pub async fn connect_session(
 
 pub async fn end_session(
     State(engine): State<AppState>,
-    Extension(p): Extension<Principal>,
+    Authorized(p): Authorized,
     Id(id): Id,
     JsonBody(request): JsonBody<EndSession>,
 ) -> Answer<Session> {
@@ -88,41 +87,41 @@ pub async fn end_session(
 
 // ---------------------------------------------------------------------- users
 
-pub async fn create_user(State(engine): State<AppState>, Extension(p): Extension<Principal>, JsonBody(request): JsonBody<CreateUser>) -> Created<User> {
+pub async fn create_user(State(engine): State<AppState>, Authorized(p): Authorized, JsonBody(request): JsonBody<CreateUser>) -> Created<User> {
     created(engine.create_user(&p, request)?)
 }
 
-pub async fn list_users(State(engine): State<AppState>, Extension(p): Extension<Principal>, Page(limit): Page) -> Answer<List<User>> {
+pub async fn list_users(State(engine): State<AppState>, Authorized(p): Authorized, Page(limit): Page) -> Answer<List<User>> {
     list(engine.list_users(&p, limit)?)
 }
 
-pub async fn get_user(State(engine): State<AppState>, Extension(p): Extension<Principal>, Id(id): Id) -> Answer<User> {
+pub async fn get_user(State(engine): State<AppState>, Authorized(p): Authorized, Id(id): Id) -> Answer<User> {
     Ok(Json(engine.get_user(&p, &id)?))
 }
 
 pub async fn update_user(
     State(engine): State<AppState>,
-    Extension(p): Extension<Principal>,
+    Authorized(p): Authorized,
     Id(id): Id,
     JsonBody(change): JsonBody<UpdateUser>,
 ) -> Answer<User> {
     Ok(Json(engine.update_user(&p, &id, change)?))
 }
 
-pub async fn delete_user(State(engine): State<AppState>, Extension(p): Extension<Principal>, Id(id): Id) -> Answer<User> {
+pub async fn delete_user(State(engine): State<AppState>, Authorized(p): Authorized, Id(id): Id) -> Answer<User> {
     Ok(Json(engine.delete_user(&p, &id)?))
 }
 
 // ---------------------------------------------------------------------- usage
 
-pub async fn usage(State(engine): State<AppState>, Extension(p): Extension<Principal>) -> Answer<Usage> {
+pub async fn usage(State(engine): State<AppState>, Authorized(p): Authorized) -> Answer<Usage> {
     Ok(Json(engine.usage(&p)?))
 }
 
 /// Answers 201 when the record counted, 200 when its idempotency key had been seen.
 pub async fn record_usage(
     State(engine): State<AppState>,
-    Extension(p): Extension<Principal>,
+    Authorized(p): Authorized,
     JsonBody(request): JsonBody<RecordUsage>,
 ) -> Created<astack::engine::Recorded> {
     let recorded = engine.record_usage(&p, request)?;
@@ -130,11 +129,11 @@ pub async fn record_usage(
     Ok((status, Json(recorded)))
 }
 
-pub async fn create_alert(State(engine): State<AppState>, Extension(p): Extension<Principal>, JsonBody(request): JsonBody<CreateAlert>) -> Created<Alert> {
+pub async fn create_alert(State(engine): State<AppState>, Authorized(p): Authorized, JsonBody(request): JsonBody<CreateAlert>) -> Created<Alert> {
     created(engine.create_alert(&p, request)?)
 }
 
-pub async fn list_alerts(State(engine): State<AppState>, Extension(p): Extension<Principal>, Page(limit): Page) -> Answer<List<Alert>> {
+pub async fn list_alerts(State(engine): State<AppState>, Authorized(p): Authorized, Page(limit): Page) -> Answer<List<Alert>> {
     let mut alerts = engine.list_alerts(&p)?;
     alerts.truncate(limit);
     list(alerts)
@@ -142,19 +141,19 @@ pub async fn list_alerts(State(engine): State<AppState>, Extension(p): Extension
 
 // ---------------------------------------------------------------------- workers
 
-pub async fn list_workers(State(engine): State<AppState>, Extension(p): Extension<Principal>, Page(limit): Page) -> Answer<List<WorkerStatus>> {
+pub async fn list_workers(State(engine): State<AppState>, Authorized(p): Authorized, Page(limit): Page) -> Answer<List<WorkerStatus>> {
     let mut workers = engine.list_workers(&p)?;
     workers.truncate(limit);
     list(workers)
 }
 
-pub async fn register_worker(State(engine): State<AppState>, Extension(p): Extension<Principal>, JsonBody(worker): JsonBody<Worker>) -> Created<Worker> {
+pub async fn register_worker(State(engine): State<AppState>, Authorized(p): Authorized, JsonBody(worker): JsonBody<Worker>) -> Created<Worker> {
     created(engine.register_worker(&p, worker)?)
 }
 
 pub async fn update_worker(
     State(engine): State<AppState>,
-    Extension(p): Extension<Principal>,
+    Authorized(p): Authorized,
     Id(node_id): Id,
     JsonBody(change): JsonBody<UpdateWorker>,
 ) -> Answer<Worker> {
@@ -163,19 +162,19 @@ pub async fn update_worker(
 
 // ---------------------------------------------------------------------- keys
 
-pub async fn create_key(State(engine): State<AppState>, Extension(p): Extension<Principal>, JsonBody(request): JsonBody<CreateKey>) -> Created<CreatedKey> {
+pub async fn create_key(State(engine): State<AppState>, Authorized(p): Authorized, JsonBody(request): JsonBody<CreateKey>) -> Created<CreatedKey> {
     created(engine.create_key(&p, request)?)
 }
 
-pub async fn list_keys(State(engine): State<AppState>, Extension(p): Extension<Principal>, Page(limit): Page) -> Answer<List<KeyRecord>> {
+pub async fn list_keys(State(engine): State<AppState>, Authorized(p): Authorized, Page(limit): Page) -> Answer<List<KeyRecord>> {
     list(engine.list_keys(&p, limit)?)
 }
 
-pub async fn get_key(State(engine): State<AppState>, Extension(p): Extension<Principal>, Id(id): Id) -> Answer<KeyRecord> {
+pub async fn get_key(State(engine): State<AppState>, Authorized(p): Authorized, Id(id): Id) -> Answer<KeyRecord> {
     Ok(Json(engine.get_key(&p, &id)?))
 }
 
-pub async fn revoke_key(State(engine): State<AppState>, Extension(p): Extension<Principal>, Id(id): Id) -> Answer<KeyRecord> {
+pub async fn revoke_key(State(engine): State<AppState>, Authorized(p): Authorized, Id(id): Id) -> Answer<KeyRecord> {
     Ok(Json(engine.revoke_key(&p, &id)?))
 }
 
@@ -189,7 +188,7 @@ pub struct Rotate {
 
 pub async fn rotate_key(
     State(engine): State<AppState>,
-    Extension(p): Extension<Principal>,
+    Authorized(p): Authorized,
     Id(id): Id,
     JsonBody(body): JsonBody<Rotate>,
 ) -> Created<CreatedKey> {
@@ -198,10 +197,10 @@ pub async fn rotate_key(
 
 // ---------------------------------------------------------------------- audit, metrics
 
-pub async fn audit(State(engine): State<AppState>, Extension(p): Extension<Principal>, Page(limit): Page) -> Answer<List<astack::audit::AuditRecord>> {
+pub async fn audit(State(engine): State<AppState>, Authorized(p): Authorized, Page(limit): Page) -> Answer<List<astack::audit::AuditRecord>> {
     list(engine.audit(&p, limit)?)
 }
 
-pub async fn metrics(State(engine): State<AppState>, Extension(p): Extension<Principal>) -> Answer<astack::engine::Metrics> {
+pub async fn metrics(State(engine): State<AppState>, Authorized(p): Authorized) -> Answer<astack::engine::Metrics> {
     Ok(Json(engine.metrics(&p)?))
 }

@@ -62,25 +62,29 @@ struct Interned {
 impl Interned {
     /// The owner of `key_id` (of `account_id`).
     fn owner(&mut self, key_id: &str, account_id: &str) -> Arc<Owner> {
-        match self.owners.get(key_id) {
-            Some(owner) if owner.account_id == account_id => Arc::clone(owner),
-            _ => {
-                let owner = Arc::new(Owner { key_id: key_id.to_owned(), account_id: account_id.to_owned() });
-                self.owners.insert(key_id.to_owned(), Arc::clone(&owner));
-                owner
-            }
-        }
+        intern(&mut self.owners, key_id, |o| o.account_id == account_id, || Owner {
+            key_id: key_id.to_owned(),
+            account_id: account_id.to_owned(),
+        })
     }
 
     /// The placement on `node_id` (at `worker_url`).
     fn placement(&mut self, node_id: &str, worker_url: &str) -> Arc<Placement> {
-        match self.placements.get(node_id) {
-            Some(placement) if placement.worker_url == worker_url => Arc::clone(placement),
-            _ => {
-                let placement = Arc::new(Placement { node_id: node_id.to_owned(), worker_url: worker_url.to_owned() });
-                self.placements.insert(node_id.to_owned(), Arc::clone(&placement));
-                placement
-            }
+        intern(&mut self.placements, node_id, |p| p.worker_url == worker_url, || Placement {
+            node_id: node_id.to_owned(),
+            worker_url: worker_url.to_owned(),
+        })
+    }
+}
+
+/// The value under `name` if it `fits`, else a new one from `make`, kept under `name`.
+fn intern<T>(values: &mut Map<String, Arc<T>>, name: &str, fits: impl Fn(&T) -> bool, make: impl FnOnce() -> T) -> Arc<T> {
+    match values.get(name) {
+        Some(value) if fits(value) => Arc::clone(value),
+        _ => {
+            let value = Arc::new(make());
+            values.insert(name.to_owned(), Arc::clone(&value));
+            value
         }
     }
 }
