@@ -138,11 +138,9 @@ fn every_key_has_a_slot_of_its_own_before_and_after_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("astack.db");
     let slots = |engine: &Engine, keys: &[String]| -> Vec<u32> {
-        let slots: Vec<u32> = keys
-            .iter()
-            .map(|key| engine.authorize(key, Operation::Admin).map_err(|d| d.error).unwrap().principal.key_slot().expect("a slot"))
-            .collect();
-        let again: Vec<u32> = keys.iter().map(|key| engine.authorize(key, Operation::Admin).ok().unwrap().principal.key_slot().unwrap()).collect();
+        let slot = |key: &String| engine.authorize(key, Operation::Admin).map_err(|d| d.error).unwrap().principal.key_slot().expect("a slot");
+        let slots: Vec<u32> = keys.iter().map(slot).collect();
+        let again: Vec<u32> = keys.iter().map(slot).collect();
         assert_eq!(slots, again, "a key keeps its slot");
         assert_eq!(slots.iter().collect::<std::collections::HashSet<_>>().len(), keys.len(), "no two keys share one");
         slots

@@ -316,6 +316,12 @@ fn audit_records_every_change_and_denial() {
             .collect();
         assert_eq!(seen, actions, "{}", session.session.id);
     }
+    // A session's creation names its actor and where the session was placed.
+    let created = audit.iter().find(|r| r.action == "session.created" && r.target.as_deref() == Some(a.session.id.as_str())).unwrap();
+    assert_eq!(created.account_id, "acme");
+    assert_eq!(created.actor_key_id.as_deref(), Some(client_key.record.id.as_str()));
+    assert_eq!(created.actor_prefix.as_deref(), Some(client_key.record.prefix.as_str()));
+    assert_eq!(created.detail, serde_json::json!({"status": "PENDING", "node_id": a.session.node_id}));
     assert!(has("user.created", &u.id) && has("user.updated", &u.id) && has("user.deleted", &u.id));
     assert!(has("worker.registered", "w9") && has("worker.updated", "w9"));
     let denied: Vec<_> = audit.iter().filter(|r| r.action == "request.denied").collect();

@@ -434,6 +434,7 @@ mod tests {
             assert_eq!(*entry.record.read(), original);
             assert_eq!(entry.snapshot(), original);
             entry.record.with_ids(|i, a| assert_eq!((i, a), (id, "acme")));
+            entry.record.with_actor(|a, i, p| assert_eq!((a.as_str(), i, p), ("acme", id, prefix)));
             assert_eq!(entry.record.id(), id);
         }
     }
