@@ -59,7 +59,12 @@ func TestAuthorizeDenials(t *testing.T) {
 	if d.Allowed || d.Code != "missing_api_key" || d.HasRate() || d.KeyID != "" {
 		t.Fatalf("%+v", d)
 	}
-	for _, bad := range []string{"nope", "ak_" + strings.Repeat("a", 36), scoped[:len(scoped)-1] + "x",
+	// The key with its last character changed (to one it does not already have).
+	edited := scoped[:len(scoped)-1] + "x"
+	if edited == scoped {
+		edited = scoped[:len(scoped)-1] + "y"
+	}
+	for _, bad := range []string{"nope", "ak_" + strings.Repeat("a", 36), edited,
 		strings.Repeat("k", 300), scoped + "\x00trailing", "ak_" + strings.Repeat("A", 30) + "000000"} {
 		_, err := f.e.Authorize(bad, astack.OpUserRead)
 		wantCode(t, err, astack.ErrInvalidAPIKey)

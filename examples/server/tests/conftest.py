@@ -36,6 +36,11 @@ def make_key() -> str:
     return f"ak_{random_part}{digits}"
 
 
+def one_off(key: str) -> str:
+    """`key` with its last character changed: its checksum no longer holds."""
+    return key[:-1] + ("0" if key[-1] != "0" else "1")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
