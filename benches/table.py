@@ -21,6 +21,7 @@ LINE = re.compile(r"^BENCH (\S+) ours=(\S+) peer=(\S+) unit=(\S+) aim=(\S*)\s*$"
 # Criterion rows: workload, our bench id, the peer's bench id, unit, aim.
 CRITERION = [
     ("rust/authorize_100k_keys (vs governor)", "authorize/astack", "authorize/governor", "<=0.7x time"),
+    ("rust/authorize_100k_keys_random_order (vs governor)", "authorize/astack_random", "authorize/governor_random", "<=0.7x time"),
     ("rust/token_issue (vs jsonwebtoken encode)", "tokens/issue_astack", "tokens/issue_jsonwebtoken", "<1x time"),
     ("rust/token_verify (vs jsonwebtoken decode)", "tokens/verify_astack", "tokens/verify_jsonwebtoken", "<1x time"),
 ]

@@ -5,8 +5,14 @@
 //! log, panic guard, JSON fallbacks), the same body extractor and the same header writing; only
 //! the engine's work is skipped: no key lookup, no scopes, no rate limits, no state, no token
 //! signing. Nothing here checks anything: never serve with it.
+//!
+//! With `--ceiling-work-ns N`, each session created first spins N nanoseconds: a stand-in for
+//! the engine's work, to find how much of it the stack's ceiling allows at a given ratio
+//! (`benches/server/budget.sh`).
 
-use axum::extract::{MatchedPath, Request};
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
@@ -47,7 +53,16 @@ fn session(id: String, request: CreateSession) -> Session {
     }
 }
 
-async fn create(JsonBody(request): JsonBody<CreateSession>) -> (StatusCode, Json<CreatedSession>) {
+/// Busy for `work` (on this thread, as the engine's work would be).
+fn spin(work: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < work {
+        std::hint::spin_loop();
+    }
+}
+
+async fn create(State(work): State<Duration>, JsonBody(request): JsonBody<CreateSession>) -> (StatusCode, Json<CreatedSession>) {
+    spin(work);
     let session = session("sess_00000000000000000000000000000000".into(), request);
     (StatusCode::CREATED, Json(CreatedSession { session, session_token: TOKEN.into() }))
 }
@@ -74,12 +89,14 @@ async fn headers_only(request: Request, next: Next) -> Response {
     response
 }
 
-/// The ceiling's router: the session routes and `/healthz`, canned.
-pub fn router(logger: Logger) -> Router {
+/// The ceiling's router: the session routes and `/healthz`, canned; creating a session spins
+/// `work` first.
+pub fn router(logger: Logger, work: Duration) -> Router {
     let routes = Router::new()
         .route("/api/v1/sessions", axum::routing::post(create))
         .route("/api/v1/sessions/{id}", get(read))
         .route("/healthz", get(crate::handlers::healthz))
-        .route_layer(middleware::from_fn(headers_only));
+        .route_layer(middleware::from_fn(headers_only))
+        .with_state(work);
     crate::app::finish(routes, logger)
 }

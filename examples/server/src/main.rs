@@ -59,6 +59,11 @@ struct Args {
     #[arg(long, hide = true)]
     no_engine: bool,
 
+    /// Benchmark only, with --no-engine: spin this many nanoseconds in each session created, a
+    /// stand-in for the engine's work (benches/server/budget.sh).
+    #[arg(long, hide = true, requires = "no_engine", default_value_t = 0, value_name = "NS")]
+    ceiling_work_ns: u64,
+
     /// Print no request log lines.
     #[arg(long)]
     quiet: bool,
@@ -189,7 +194,7 @@ async fn serve(args: Args, engine: Option<Arc<Engine>>, admin_key: Option<String
             });
             app::router(Arc::clone(engine), logger)
         }
-        None => ceiling::router(logger),
+        None => ceiling::router(logger, Duration::from_nanos(args.ceiling_work_ns)),
     };
     banner(local, engine.is_some(), admin_key.as_deref());
     axum::serve(listener, router)
