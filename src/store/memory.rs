@@ -3,10 +3,9 @@
 //! Key entries sit side by side in one [`Slab`], in order of creation; they are found by digest
 //! through 64 shards of positions, each behind a read-write lock that is itself sharded by
 //! thread, so that threads looking keys up never write the same line, and by id through one
-//! index. Sessions
-//! are kept in shards too, with slots, worker load and workers in one small ledger beside them
-//! ([`sessions`]). The audit log keeps the newest [`MemoryStore::AUDIT_CAPACITY`] records,
-//! packed ([`audit`]).
+//! index. Sessions are kept in shards too, with slots, worker load and workers in one small
+//! ledger beside them ([`sessions`]). The audit log keeps the newest
+//! [`MemoryStore::AUDIT_CAPACITY`] records, packed ([`audit`]).
 
 mod audit;
 mod compact;
