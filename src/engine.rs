@@ -178,7 +178,8 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-fn new_id(prefix: &str) -> String {
+/// A new random id: `prefix` and 32 lowercase hex digits.
+pub(crate) fn new_id(prefix: &str) -> String {
     let mut id = String::with_capacity(prefix.len() + uuid::fmt::Simple::LENGTH);
     id.push_str(prefix);
     id.push_str(Uuid::new_v4().simple().encode_lower(&mut Uuid::encode_buffer()));

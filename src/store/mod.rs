@@ -98,7 +98,9 @@ pub trait Store: Send + Sync + 'static {
     /// Places and inserts a new PENDING session, atomically with its key's slot check:
     /// fails with `concurrent_session_limit` when the key already has `slot_limit` live
     /// sessions, `no_worker_available` when no worker has room. The store fills in `node_id` and
-    /// `worker_url` from [`crate::workers::place`].
+    /// `worker_url` from [`crate::workers::place`]. The session's id is one the engine made
+    /// (`sess_` and 32 lowercase hex digits): the memory store keys sessions by those 128 bits
+    /// and refuses any other id as an internal error.
     fn create_session(
         &self,
         session: Session,

@@ -150,13 +150,13 @@ impl Compact {
     }
 
     /// Unpacks the session with this id.
-    pub(super) fn session(&self, id: &str) -> Session {
+    pub(super) fn session(&self, id: String) -> Session {
         let mut texts = Texts(&self.text);
         let end_user_id = texts.next().expect("the end user").to_owned();
         let features = texts.by_ref().take(self.features as usize).map(str::to_owned).collect();
         let end_reason = self.has_end_reason.then(|| texts.next().expect("the end reason").to_owned());
         Session {
-            id: id.to_owned(),
+            id,
             account_id: self.owner.account_id.clone(),
             status: self.status,
             end_user_id,
@@ -212,7 +212,7 @@ mod tests {
     }
 
     fn round_trip(session: &Session) -> Session {
-        Compact::new(session, owner(session), placement(session)).session(&session.id)
+        Compact::new(session, owner(session), placement(session)).session(session.id.clone())
     }
 
     #[test]

@@ -7,18 +7,20 @@
 //! sessions per worker, the workers, and the order of creation.
 //!
 //! Sessions are stored packed ([`Compact`]), with their key, account and worker interned per
-//! shard.
+//! shard, and keyed by the 128 bits of their id ([`Key`]).
 //!
 //! Locks are taken shards first (in index order), the ledger last. A change to a session holds
 //! its shard's lock throughout and takes the ledger's inside it when the session's counts
 //! change, so every method is atomic and, at every instant a lock holder can see, the slots in
 //! use by a key are its live sessions and a worker's load is the live sessions placed on it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use uuid::Uuid;
 use foldhash::fast::RandomState;
 use parking_lot::{Mutex, MutexGuard};
 
@@ -34,6 +36,36 @@ const SHARDS: usize = 16;
 /// Maps by id or name: foldhash, seeded per process (SipHash took a tenth of the work here).
 type Map<K, V> = HashMap<K, V, RandomState>;
 
+/// A session id as the table keys it: the 128 bits of the engine's `sess_` + 32 lowercase hex
+/// digits, the only form stored. Sixteen bytes in place of a shared string: nothing allocated
+/// per session, cheap to hash, and a growing map rehashes without reading ids from the heap.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct Key([u64; 2]);
+
+/// What every session id starts with.
+const PREFIX: &str = "sess_";
+
+impl Key {
+    /// The key of `id`, if it has the engine's form (no other id can be stored).
+    fn of(id: &str) -> Option<Key> {
+        let hex = id.strip_prefix(PREFIX)?;
+        if hex.len() != uuid::fmt::Simple::LENGTH || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return None;
+        }
+        let bits = u128::from_str_radix(hex, 16).ok()?;
+        Some(Key([(bits >> 64) as u64, bits as u64]))
+    }
+
+    /// The id this is the key of.
+    fn id(self) -> String {
+        let bits = u128::from(self.0[0]) << 64 | u128::from(self.0[1]);
+        let mut id = String::with_capacity(PREFIX.len() + uuid::fmt::Simple::LENGTH);
+        id.push_str(PREFIX);
+        id.push_str(Uuid::from_u128(bits).simple().encode_lower(&mut Uuid::encode_buffer()));
+        id
+    }
+}
+
 /// A stored session and its place in the order of creation.
 struct Stored {
     seq: u64,
@@ -41,16 +73,23 @@ struct Stored {
 }
 
 /// One shard: its sessions by id, its part of each account's list (oldest first, with each
-/// session's creation sequence) and the expiry index of its live sessions, by expiry and then
-/// creation sequence (integers only: sessions created in the same millisecond expire together).
-/// The three share each id's one allocation.
+/// session's creation sequence) and the expiry index of its live sessions.
 #[derive(Default)]
 struct Shard {
-    by_id: Map<Arc<str>, Stored>,
-    by_account: Map<String, Vec<(u64, Arc<str>)>>,
-    expiry: BTreeMap<(u64, u64), Arc<str>>,
+    by_id: Map<Key, Stored>,
+    by_account: Map<String, Vec<(u64, Key)>>,
+    expiry: BinaryHeap<Reverse<Due>>,
     shared: Interned,
 }
+
+/// An entry of a shard's expiry index: a session's expiry, creation sequence and key, ordered
+/// by expiry and then creation (sessions created in the same millisecond expire together).
+///
+/// The index is a min-heap that keeps stale entries (of sessions since ended, or given a later
+/// expiry) until they reach its top: an entry counts only while its session is live with that
+/// expiry ([`Shard::is_current`]). Indexing a new session, usually the latest to expire, is then
+/// a push and a comparison, and ending one touches no index.
+type Due = (u64, u64, Key);
 
 /// What a shard's sessions share: their owners by key id, their placements by node id.
 #[derive(Default)]
@@ -91,15 +130,41 @@ fn intern<T>(values: &mut Map<String, Arc<T>>, name: &str, fits: impl Fn(&T) -> 
 
 impl Shard {
     /// Indexes the expiry of a live session (`next_due` lowered to match).
-    fn index_expiry(&mut self, session: &Session, seq: u64, id: &Arc<str>, next_due: &AtomicU64) {
+    fn index_expiry(&mut self, session: &Session, seq: u64, key: Key, next_due: &AtomicU64) {
         if session.is_live() {
-            self.expiry.insert((session.expires_at, seq), Arc::clone(id));
+            self.expiry.push(Reverse((session.expires_at, seq, key)));
             // A plain load first: new sessions usually expire after the earliest one, and then
             // nothing is written to a line every shard shares.
             if session.expires_at < next_due.load(Ordering::SeqCst) {
                 next_due.fetch_min(session.expires_at, Ordering::SeqCst);
             }
         }
+    }
+
+    /// Whether `due` is its session's expiry, the session live.
+    fn is_current(&self, (at, seq, key): Due) -> bool {
+        self.by_id.get(&key).is_some_and(|s| s.seq == seq && s.session.is_live() && s.session.expires_at() == at)
+    }
+
+    /// The current entries due at `now`, left in the index, and the earliest expiry indexed
+    /// (`u64::MAX` when none). Stale entries met on the way are dropped.
+    fn due(&mut self, now: u64) -> (Vec<Due>, u64) {
+        let mut due = Vec::new();
+        while let Some(&Reverse(entry)) = self.expiry.peek() {
+            if entry.0 > now && self.is_current(entry) {
+                break;
+            }
+            self.expiry.pop();
+            if entry.0 <= now && self.is_current(entry) {
+                due.push(entry);
+            }
+        }
+        let earliest = due.first().or(self.expiry.peek().map(|Reverse(entry)| entry)).map_or(u64::MAX, |entry| entry.0);
+        // An entry is pushed once per expiry, but a session given back an earlier expiry would
+        // have two current ones.
+        due.dedup();
+        self.expiry.extend(due.iter().copied().map(Reverse));
+        (due, earliest)
     }
 }
 
@@ -175,8 +240,8 @@ impl Default for SessionTable {
 }
 
 impl SessionTable {
-    fn shard(&self, id: &str) -> MutexGuard<'_, Shard> {
-        self.shards[self.hasher.hash_one(id) as usize % SHARDS].lock()
+    fn shard(&self, key: Key) -> MutexGuard<'_, Shard> {
+        self.shards[self.hasher.hash_one(key) as usize % SHARDS].lock()
     }
 
     fn all_shards(&self) -> Vec<MutexGuard<'_, Shard>> {
@@ -184,9 +249,11 @@ impl SessionTable {
     }
 
     /// [`crate::store::Store::create_session`].
+    /// Fails with an internal error if the session's id is not of the engine's form.
     pub(super) fn create(&self, mut session: Session, slot_limit: u32, default_worker: &Worker) -> Result<Session> {
-        let mut shard = self.shard(&session.id);
-        if shard.by_id.contains_key(session.id.as_str()) {
+        let key = Key::of(&session.id).ok_or_else(|| Error::Internal(format!("{:?} is not a session id the engine makes", session.id)))?;
+        let mut shard = self.shard(key);
+        if shard.by_id.contains_key(&key) {
             return Err(Error::AlreadyExists { resource: "session" });
         }
         let (seq, placement) = {
@@ -203,31 +270,32 @@ impl SessionTable {
         session.node_id.clone_from(&placement.node_id);
         session.worker_url.clone_from(&placement.worker_url);
         let owner = shard.shared.owner(&session.key_id, &session.account_id);
-        let id: Arc<str> = Arc::from(session.id.as_str());
-        shard.index_expiry(&session, seq, &id, &self.next_due);
+        shard.index_expiry(&session, seq, key, &self.next_due);
         match shard.by_account.get_mut(session.account_id.as_str()) {
-            Some(ids) => ids.push((seq, Arc::clone(&id))),
+            Some(keys) => keys.push((seq, key)),
             None => {
-                shard.by_account.insert(session.account_id.clone(), vec![(seq, Arc::clone(&id))]);
+                shard.by_account.insert(session.account_id.clone(), vec![(seq, key)]);
             }
         }
-        shard.by_id.insert(id, Stored { seq, session: Box::new(Compact::new(&session, owner, placement)) });
+        shard.by_id.insert(key, Stored { seq, session: Box::new(Compact::new(&session, owner, placement)) });
         Ok(session)
     }
 
     /// [`crate::store::Store::session`].
     pub(super) fn get(&self, id: &str) -> Option<Session> {
-        self.shard(id).by_id.get(id).map(|stored| stored.session.session(id))
+        let key = Key::of(id)?;
+        self.shard(key).by_id.get(&key).map(|stored| stored.session.session(id.to_owned()))
     }
 
     /// [`crate::store::Store::update_session`].
     pub(super) fn update(&self, id: &str, change: SessionUpdate<'_>) -> Result<Option<Session>> {
-        let mut guard = self.shard(id);
+        let Some(key) = Key::of(id) else { return Ok(None) };
+        let mut guard = self.shard(key);
         let shard = &mut *guard;
-        let Some((key, stored)) = shard.by_id.get_key_value(id) else { return Ok(None) };
-        let (key, seq) = (Arc::clone(key), stored.seq);
+        let Some(stored) = shard.by_id.get(&key) else { return Ok(None) };
+        let seq = stored.seq;
         let before = &stored.session;
-        let mut updated = before.session(id);
+        let mut updated = before.session(id.to_owned());
         change(&mut updated)?;
         if before.describes(&updated) {
             // A read (nothing due, nothing changed): no index to touch.
@@ -250,11 +318,11 @@ impl SessionTable {
         if !placement.places(&updated) {
             placement = shard.shared.placement(&updated.node_id, &updated.worker_url);
         }
-        if was_live {
-            shard.expiry.remove(&(was_due, seq));
+        if !(was_live && was_due == updated.expires_at) {
+            // The old entry, if any, is stale from now on.
+            shard.index_expiry(&updated, seq, key, &self.next_due);
         }
-        shard.index_expiry(&updated, seq, &key, &self.next_due);
-        if let Some(stored) = shard.by_id.get_mut(id) {
+        if let Some(stored) = shard.by_id.get_mut(&key) {
             *stored.session = Compact::new(&updated, owner, placement);
         }
         Ok(Some(updated))
@@ -263,19 +331,19 @@ impl SessionTable {
     /// [`crate::store::Store::list_sessions`]: newest first by creation.
     pub(super) fn list(&self, account: Option<&str>, limit: usize) -> Vec<Session> {
         let shards = self.all_shards();
-        let mut found: Vec<(u64, &str, &Compact)> = Vec::new();
+        let mut found: Vec<(u64, Key, &Compact)> = Vec::new();
         for shard in &shards {
             match account {
                 Some(account) => {
-                    let ids = shard.by_account.get(account).map_or(&[][..], Vec::as_slice);
-                    let newest = ids.iter().rev().take(limit);
-                    found.extend(newest.filter_map(|(seq, id)| Some((*seq, &**id, &*shard.by_id.get(id)?.session))));
+                    let keys = shard.by_account.get(account).map_or(&[][..], Vec::as_slice);
+                    let newest = keys.iter().rev().take(limit);
+                    found.extend(newest.filter_map(|&(seq, key)| Some((seq, key, &*shard.by_id.get(&key)?.session))));
                 }
-                None => found.extend(shard.by_id.iter().map(|(id, stored)| (stored.seq, &**id, &*stored.session))),
+                None => found.extend(shard.by_id.iter().map(|(&key, stored)| (stored.seq, key, &*stored.session))),
             }
         }
         found.sort_unstable_by_key(|(seq, _, _)| std::cmp::Reverse(*seq));
-        found.into_iter().take(limit).map(|(_, id, session)| session.session(id)).collect()
+        found.into_iter().take(limit).map(|(_, key, session)| session.session(key.id())).collect()
     }
 
     /// [`crate::store::Store::due_sessions`]: by expiry, then creation.
@@ -283,17 +351,19 @@ impl SessionTable {
         if now < self.next_due.load(Ordering::SeqCst) {
             return Vec::new();
         }
-        let shards = self.all_shards();
-        let mut due: Vec<(&(u64, u64), &Arc<str>)> = Vec::new();
+        let mut due: Vec<Due> = Vec::new();
         let mut earliest = u64::MAX;
-        for shard in &shards {
-            due.extend(shard.expiry.iter().take_while(|((at, _), _)| *at <= now));
-            earliest = earliest.min(shard.expiry.first_key_value().map_or(u64::MAX, |((at, _), _)| *at));
+        let mut shards = self.all_shards();
+        for shard in &mut shards {
+            let (shard_due, shard_earliest) = shard.due(now);
+            due.extend(shard_due);
+            earliest = earliest.min(shard_earliest);
         }
         // Every shard is locked: no expiry is being indexed, so this is the exact minimum.
         self.next_due.store(earliest, Ordering::SeqCst);
-        due.sort_unstable_by_key(|(when, _)| **when);
-        due.into_iter().map(|(_, id)| id.to_string()).collect()
+        drop(shards);
+        due.sort_unstable();
+        due.into_iter().map(|(_, _, key)| key.id()).collect()
     }
 
     /// [`crate::store::Store::slots_in_use`].
@@ -341,9 +411,14 @@ mod tests {
         Worker { node_id: "w".into(), url: "ws://w".into(), capacity: 100, draining: false }
     }
 
+    /// The id of the `n`th test session, of the engine's form.
+    fn id(n: u32) -> String {
+        format!("sess_{n:032x}")
+    }
+
     fn session(n: u32, account: &str, expires_at: u64) -> Session {
         Session {
-            id: format!("sess_{n}"),
+            id: id(n),
             account_id: account.into(),
             status: Status::Pending,
             end_user_id: "u".into(),
@@ -366,14 +441,18 @@ mod tests {
         sessions.into_iter().map(|s| s.id).collect()
     }
 
+    fn nths(ns: &[u32]) -> Vec<String> {
+        ns.iter().copied().map(id).collect()
+    }
+
     #[test]
     fn lists_newest_first_across_shards() {
         let table = SessionTable::default();
         for n in 0..40 {
             table.create(session(n, if n % 2 == 0 { "a" } else { "b" }, 1_000), 100, &worker()).unwrap();
         }
-        assert_eq!(ids(table.list(Some("a"), 3)), ["sess_38", "sess_36", "sess_34"]);
-        assert_eq!(ids(table.list(None, 2)), ["sess_39", "sess_38"]);
+        assert_eq!(ids(table.list(Some("a"), 3)), nths(&[38, 36, 34]));
+        assert_eq!(ids(table.list(None, 2)), nths(&[39, 38]));
         assert_eq!(table.list(Some("b"), 100).len(), 20);
     }
 
@@ -386,7 +465,7 @@ mod tests {
         }
         let refused = table.create(session(3, "a", 1_000), 3, &worker());
         assert!(matches!(refused, Err(Error::ConcurrentSessionLimit { limit: 3 })));
-        table.update("sess_1", &mut |s| {
+        table.update(&id(1), &mut |s| {
             s.terminate(10);
             Ok(())
         })
@@ -404,16 +483,59 @@ mod tests {
         table.create(session(1, "a", 500), 10, &worker()).unwrap();
         table.create(session(2, "a", 300), 10, &worker()).unwrap();
         assert!(table.due(299).is_empty());
-        assert_eq!(table.due(500), ["sess_2", "sess_1"]);
-        table.update("sess_2", &mut |s| {
+        assert_eq!(table.due(500), nths(&[2, 1]));
+        table.update(&id(2), &mut |s| {
             s.expire_if_due(300);
             Ok(())
         })
         .unwrap();
-        assert_eq!(table.due(500), ["sess_1"]);
+        assert_eq!(table.due(500), nths(&[1]));
         // Connecting moves the expiry later; the index follows.
-        table.update("sess_1", &mut |s| s.connect(400, 1_000)).unwrap();
+        table.update(&id(1), &mut |s| s.connect(400, 1_000)).unwrap();
         assert!(table.due(1_399).is_empty());
-        assert_eq!(table.due(1_400), ["sess_1"]);
+        assert_eq!(table.due(1_400), nths(&[1]));
+    }
+
+    #[test]
+    fn stale_expiry_entries_are_never_due_and_none_is_due_twice() {
+        let table = SessionTable::default();
+        table.create(session(1, "a", 100), 10, &worker()).unwrap();
+        table.create(session(2, "a", 100), 10, &worker()).unwrap();
+        // Ended: its entry is stale.
+        table.update(&id(1), &mut |s| {
+            s.terminate(50);
+            Ok(())
+        })
+        .unwrap();
+        // Changed, its expiry kept: nothing new indexed.
+        table.update(&id(2), &mut |s| {
+            s.metadata = serde_json::json!({"k": 1});
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(table.due(100), nths(&[2]));
+        assert_eq!(table.due(100), nths(&[2]), "due until expired");
+        table.update(&id(2), &mut |s| {
+            s.expire_if_due(100);
+            Ok(())
+        })
+        .unwrap();
+        assert!(table.due(u64::MAX - 1).is_empty());
+        assert_eq!(table.next_due.load(Ordering::SeqCst), u64::MAX);
+    }
+
+    #[test]
+    fn keys_round_trip_and_only_the_engines_ids_are_stored() {
+        let made = crate::engine::new_id(PREFIX);
+        assert_eq!(Key::of(&made).map(Key::id), Some(made));
+        for other in ["sess_1", "sess_", "key_00000000000000000000000000000000", "sess_0000000000000000000000000000000A", "sess_+0000000000000000000000000000000", "sess_000000000000000000000000000000000"] {
+            assert!(Key::of(other).is_none(), "{other}");
+        }
+        let table = SessionTable::default();
+        let mut odd = session(1, "a", 1_000);
+        odd.id = "sess_1".into();
+        assert!(matches!(table.create(odd, 10, &worker()), Err(Error::Internal(_))));
+        assert!(table.get("sess_1").is_none());
+        assert!(table.update("sess_1", &mut |_| Ok(())).unwrap().is_none());
     }
 }
