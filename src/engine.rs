@@ -197,7 +197,8 @@ fn audit_json(
 ) -> Result<String> {
     let (actor_key_id, actor_prefix) = actor.unzip();
     let event = AuditEvent { id: &new_id("aud_"), account_id, at: now, action, actor_key_id, actor_prefix, target, detail };
-    // Room for a typical record (about 280 bytes), so that writing it rarely reallocates.
+    // Room for a typical record (about 280 bytes) and what a store appends (the memory store:
+    // the account id), so that neither reallocates.
     let mut json = Vec::with_capacity(320);
     serde_json::to_writer(&mut json, &event).map_err(|e| Error::Internal(format!("audit record: {e}")))?;
     Ok(String::from_utf8(json).expect("serde_json writes UTF-8"))
@@ -349,13 +350,13 @@ impl Engine {
         let (account, record) = actor.record.with_actor(|account, key_id, prefix| {
             (Arc::clone(account), audit_json(account, Some((key_id, prefix)), action, target, &detail, now))
         });
-        self.store.append_audit(&account, &record?)
+        self.store.append_audit(&account, record?)
     }
 
     /// Audits an event of `account_id` done by no key (bootstrap, expiry).
     fn append_audit(&self, account_id: &str, action: &str, target: Option<&str>, detail: impl Serialize, now: u64) -> Result<()> {
         let record = audit_json(account_id, None, action, target, &detail, now)?;
-        self.store.append_audit(account_id, &record)
+        self.store.append_audit(account_id, record)
     }
 
     /// The audit log, newest first: the operator's admins see every account, others their own.

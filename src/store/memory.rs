@@ -363,7 +363,7 @@ impl Store for MemoryStore {
         Ok(book.alerts.iter().rev().cloned().collect())
     }
 
-    fn append_audit(&self, account_id: &str, record: &str) -> Result<()> {
+    fn append_audit(&self, account_id: &str, record: String) -> Result<()> {
         self.audit.append(account_id, record)
     }
 

@@ -153,8 +153,8 @@ pub trait Store: Send + Sync + 'static {
     // ---- audit ----
     /// Appends a record to `account_id`'s log: `record` is the JSON of an
     /// [`crate::audit::AuditEvent`] of that account, which [`Store::audit`] reads back as an
-    /// [`AuditRecord`].
-    fn append_audit(&self, account_id: &str, record: &str) -> Result<()>;
+    /// [`AuditRecord`]. Given owned, so that a store may keep it without a copy.
+    fn append_audit(&self, account_id: &str, record: String) -> Result<()>;
     /// Records, newest first, of one account or of all.
     fn audit(&self, account: Option<&str>, limit: usize) -> Result<Vec<AuditRecord>>;
 }

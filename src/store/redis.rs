@@ -1035,7 +1035,7 @@ impl Store for RedisStore {
         Ok(alerts)
     }
 
-    fn append_audit(&self, account_id: &str, record: &str) -> Result<()> {
+    fn append_audit(&self, account_id: &str, record: String) -> Result<()> {
         let all = self.name(format_args!("audit"));
         let mine = self.name(format_args!("audit:{account_id}"));
         self.run(|con| {
@@ -1043,7 +1043,7 @@ impl Store for RedisStore {
                 .atomic()
                 .cmd("LPUSH")
                 .arg(&all)
-                .arg(record)
+                .arg(&record)
                 .ignore()
                 .cmd("LTRIM")
                 .arg(&all)
@@ -1052,7 +1052,7 @@ impl Store for RedisStore {
                 .ignore()
                 .cmd("LPUSH")
                 .arg(&mine)
-                .arg(record)
+                .arg(&record)
                 .ignore()
                 .cmd("LTRIM")
                 .arg(&mine)

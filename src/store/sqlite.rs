@@ -708,7 +708,7 @@ impl Store for SqliteStore {
         rows.collect::<rusqlite::Result<_>>().map_err(db)
     }
 
-    fn append_audit(&self, account_id: &str, record: &str) -> Result<()> {
+    fn append_audit(&self, account_id: &str, record: String) -> Result<()> {
         self.tx(|tx| {
             tx.execute("INSERT INTO audit (account_id, json) VALUES (?1, ?2)", params![account_id, record]).map_err(db)?;
             Ok(())

@@ -1,5 +1,6 @@
 //! The in-memory store's audit log: the newest [`AuditLog::CAPACITY`] records, each kept packed
-//! in one allocation — its account id, then the record's JSON as the engine wrote it.
+//! in one allocation — the record's JSON as the engine wrote it, then its account id and that
+//! id's length — which is the engine's own buffer, grown in place.
 //!
 //! Kept as parsed records, each would be a dozen blocks (its strings and its `detail` map),
 //! freed only when evicted, a hundred thousand records later and usually by another thread.
@@ -13,7 +14,7 @@ use parking_lot::Mutex;
 use crate::audit::AuditRecord;
 use crate::error::{Error, Result};
 
-/// Bytes before the account id: its length.
+/// Bytes after the account id: its length.
 const LEN: usize = std::mem::size_of::<u32>();
 
 /// The newest records, oldest first.
@@ -28,7 +29,7 @@ impl AuditLog {
 
     /// Appends `record` (an audit record's JSON) to `account`'s records, dropping the oldest
     /// when full.
-    pub(super) fn append(&self, account: &str, record: &str) -> Result<()> {
+    pub(super) fn append(&self, account: &str, record: String) -> Result<()> {
         let packed = pack(account, record)?;
         let evicted = {
             let mut records = self.records.lock();
@@ -54,23 +55,27 @@ impl AuditLog {
     }
 }
 
-fn pack(account: &str, record: &str) -> Result<Box<[u8]>> {
+fn pack(account: &str, record: String) -> Result<Box<[u8]>> {
     let length = u32::try_from(account.len()).map_err(|_| Error::Internal("audit record's account id is too long".into()))?;
-    let mut packed = Vec::with_capacity(LEN + account.len() + record.len());
-    packed.extend_from_slice(&length.to_le_bytes());
+    let mut packed = record.into_bytes();
     packed.extend_from_slice(account.as_bytes());
-    packed.extend_from_slice(record.as_bytes());
+    packed.extend_from_slice(&length.to_le_bytes());
     Ok(packed.into_boxed_slice())
 }
 
+/// The JSON and the account id of a packed record.
+fn split(packed: &[u8]) -> (&[u8], &[u8]) {
+    let (rest, length) = packed.split_at(packed.len() - LEN);
+    let length = u32::from_le_bytes(length.try_into().expect("a length suffix")) as usize;
+    rest.split_at(rest.len() - length)
+}
+
 fn account_of(packed: &[u8]) -> &[u8] {
-    let length = u32::from_le_bytes(packed[..LEN].try_into().expect("a length prefix")) as usize;
-    &packed[LEN..LEN + length]
+    split(packed).1
 }
 
 fn unpack(packed: &[u8]) -> Result<AuditRecord> {
-    let json = &packed[LEN + account_of(packed).len()..];
-    serde_json::from_slice(json).map_err(|e| Error::Internal(format!("audit record: {e}")))
+    serde_json::from_slice(split(packed).0).map_err(|e| Error::Internal(format!("audit record: {e}")))
 }
 
 #[cfg(test)]
@@ -81,7 +86,7 @@ mod tests {
 
     /// Appends `record` as the engine would: its JSON.
     fn append(log: &AuditLog, record: &AuditRecord) {
-        log.append(&record.account_id, &serde_json::to_string(record).unwrap()).unwrap();
+        log.append(&record.account_id, serde_json::to_string(record).unwrap()).unwrap();
     }
 
     fn record(n: usize, account: &str) -> AuditRecord {
