@@ -6,6 +6,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::json;
+
 /// One audited event, as read back from a store.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditRecord {
@@ -50,11 +52,51 @@ pub struct AuditEvent<'a, D: Serialize + ?Sized> {
     pub detail: &'a D,
 }
 
+impl<D: Serialize + ?Sized> AuditEvent<'_, D> {
+    /// Writes this event's JSON to `out`: the bytes its `Serialize` writes, in less time.
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        json::Object::new(out)
+            .str("id", self.id)
+            .str("account_id", self.account_id)
+            .int("at", self.at)
+            .str("action", self.action)
+            .opt_str("actor_key_id", self.actor_key_id)
+            .opt_str("actor_prefix", self.actor_prefix)
+            .opt_str("target", self.target)
+            .value("detail", self.detail)?
+            .end();
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
     use serde_json::json;
 
     use super::*;
+
+    proptest! {
+        #[test]
+        fn events_are_written_as_they_serialize(
+            strings in proptest::array::uniform3(any::<String>()),
+            actor in proptest::option::of((any::<String>(), any::<String>())),
+            target in proptest::option::of(any::<String>()),
+            at in any::<u64>(),
+        ) {
+            let [id, account_id, action] = &strings;
+            let event = AuditEvent {
+                id, account_id, at, action,
+                actor_key_id: actor.as_ref().map(|(key, _)| key.as_str()),
+                actor_prefix: actor.as_ref().map(|(_, prefix)| prefix.as_str()),
+                target: target.as_deref(),
+                detail: &json!({"status": "PENDING", "text": action}),
+            };
+            let mut written = Vec::new();
+            event.write_json(&mut written).expect("writes");
+            prop_assert_eq!(written, serde_json::to_vec(&event).expect("serializes"));
+        }
+    }
 
     #[test]
     fn an_event_reads_back_as_the_record_it_describes() {

@@ -200,7 +200,7 @@ fn audit_json(
     // Room for a typical record (about 280 bytes) and what a store appends (the memory store:
     // the account id), so that neither reallocates.
     let mut json = Vec::with_capacity(320);
-    serde_json::to_writer(&mut json, &event).map_err(|e| Error::Internal(format!("audit record: {e}")))?;
+    event.write_json(&mut json).map_err(|e| Error::Internal(format!("audit record: {e}")))?;
     Ok(String::from_utf8(json).expect("serde_json writes UTF-8"))
 }
 

@@ -27,6 +27,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod ffi;
+mod json;
 pub mod keys;
 pub mod limits;
 pub mod scopes;

@@ -26,6 +26,8 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+use crate::json;
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// The `iss` of every session token; verification refuses any other.
@@ -180,6 +182,25 @@ pub struct ClaimsRef<'a> {
     pub exp: i64,
     /// Unique token id.
     pub jti: &'a str,
+}
+
+impl ClaimsRef<'_> {
+    /// Writes these claims' JSON to `out`: the bytes their `Serialize` writes, in less time.
+    fn write_json(&self, out: &mut Vec<u8>) {
+        json::Object::new(out)
+            .str("iss", self.iss)
+            .str("sub", self.sub)
+            .str("aud", self.aud)
+            .str("acc", self.acc)
+            .str("uid", self.uid)
+            .strs("features", self.features)
+            .str("quality", self.quality)
+            .int("iat", self.iat)
+            .int("nbf", self.nbf)
+            .int("exp", self.exp)
+            .str("jti", self.jti)
+            .end();
+    }
 }
 
 impl Serialize for Claims {
@@ -418,7 +439,7 @@ impl Keyring {
     pub fn sign<'a>(&self, claims: impl Into<ClaimsRef<'a>>) -> String {
         // Room for typical claims (about 300 bytes), so that writing them rarely reallocates.
         let mut payload = Vec::with_capacity(384);
-        serde_json::to_writer(&mut payload, &claims.into()).expect("strings and integers always serialize");
+        claims.into().write_json(&mut payload);
         let mut token = String::with_capacity(
             self.signer_header.len() + 2 + base64_len(payload.len()) + base64_len(SIGNATURE_LEN),
         );
@@ -554,7 +575,27 @@ fn base64_len(len: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        #[test]
+        fn claims_are_written_as_they_serialize(
+            strings in proptest::array::uniform6(any::<String>()),
+            features in proptest::collection::vec(any::<String>(), 0..3),
+            times in proptest::array::uniform3(any::<i64>()),
+        ) {
+            let [sub, aud, acc, uid, quality, jti] = &strings;
+            let claims = ClaimsRef {
+                iss: ISSUER, sub, aud, acc, uid, features: &features, quality,
+                iat: times[0], nbf: times[1], exp: times[2], jti,
+            };
+            let mut written = Vec::new();
+            claims.write_json(&mut written);
+            prop_assert_eq!(written, serde_json::to_vec(&claims).expect("serializes"));
+        }
+    }
 
     const SECRET: &[u8] = b"unit-test-secret-of-32-bytes-ok!";
 
