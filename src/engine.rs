@@ -714,6 +714,12 @@ impl Engine {
         })
     }
 
+    /// Writes what the store holds back ([`Store::flush`]). Dropping the engine does it too; a
+    /// host that keeps its engine for the life of the process calls this before it exits.
+    pub fn flush(&self) -> Result<()> {
+        self.store.flush()
+    }
+
     /// Expires every live session past its expiry; returns how many.
     pub fn sweep(&self) -> Result<usize> {
         let due = self.store.due_sessions(self.now())?;

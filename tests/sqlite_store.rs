@@ -119,6 +119,21 @@ fn every_kind_of_record_survives_reopening() {
 }
 
 #[test]
+fn flush_writes_what_was_held_back_while_the_engine_lives() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("astack.db");
+    let (engine, _store) = open_engine(&path, T0);
+    let key = engine.bootstrap_admin_key(None).unwrap().unwrap();
+    let admin = engine.authorize(&key, Operation::Admin).unwrap().principal;
+    let id = engine.list_keys(&admin, 1).unwrap()[0].id.clone();
+    // Another process's view of the file: what the engine has written so far.
+    let written = || SqliteStore::open(&path).unwrap().key(&id).unwrap().unwrap().snapshot().last_used_at;
+    assert_eq!(written(), None, "held back");
+    engine.flush().unwrap();
+    assert_eq!(written(), Some(T0));
+}
+
+#[test]
 fn a_new_engine_from_config_uses_the_sqlite_store() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("astack.db");

@@ -65,6 +65,12 @@ pub type SessionUpdate<'a> = &'a mut dyn FnMut(&mut Session) -> Result<()>;
 
 /// The state behind an engine. Every method is atomic with respect to the others.
 pub trait Store: Send + Sync + 'static {
+    /// Writes what the store holds back (the SQLite and Redis stores write request counts and
+    /// keys' `last_used_at` at most a second late, and on drop); nothing by default.
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
     // ---- keys ----
     /// Adds a key.
     fn insert_key(&self, digest: KeyDigest, record: KeyRecord) -> Result<()>;

@@ -369,50 +369,6 @@ impl RedisStore {
         self.started.elapsed().as_millis() as u64
     }
 
-    /// Writes this process's counts of authorized requests and the keys' `last_used_at`.
-    pub fn flush(&self) -> Result<()> {
-        let meters: Vec<(String, Arc<AccountMeter>)> =
-            self.meters.read().iter().map(|(a, m)| (a.clone(), m.clone())).collect();
-        for (account, meter) in meters {
-            let delta = meter.requests.swap(0, Ordering::Relaxed);
-            if delta == 0 {
-                continue;
-            }
-            if let Err(error) = self.add(&account, usage::REQUESTS, delta, None, 0) {
-                meter.requests.fetch_add(delta, Ordering::Relaxed);
-                return Err(error);
-            }
-        }
-        let dirty: Vec<KeyDigest> = self.dirty.lock().drain().collect();
-        let used: Vec<(String, u64)> = {
-            let cache = self.cache.read();
-            dirty
-                .iter()
-                .filter_map(|d| cache.get(d))
-                .filter_map(|c| {
-                    let record = c.entry.snapshot();
-                    Some((record.id, record.last_used_at?))
-                })
-                .collect()
-        };
-        if !used.is_empty() {
-            let name = self.name(format_args!("lastused"));
-            let result = self.run(|con| {
-                let mut cmd = redis::cmd("HSET");
-                cmd.arg(&name);
-                for (id, at) in &used {
-                    cmd.arg(id).arg(at);
-                }
-                cmd.query::<()>(con)
-            });
-            if result.is_err() {
-                self.dirty.lock().extend(dirty);
-            }
-            result?;
-        }
-        Ok(())
-    }
-
     fn add(&self, account: &str, metric: &str, quantity: u64, idempotency_key: Option<&str>, now: u64) -> Result<(u64, bool)> {
         let keys = [
             self.name(format_args!("usage:{account}")),
@@ -672,6 +628,50 @@ impl Drop for RedisStore {
 }
 
 impl Store for RedisStore {
+    /// Writes this process's counts of authorized requests and the keys' `last_used_at`.
+    fn flush(&self) -> Result<()> {
+        let meters: Vec<(String, Arc<AccountMeter>)> =
+            self.meters.read().iter().map(|(a, m)| (a.clone(), m.clone())).collect();
+        for (account, meter) in meters {
+            let delta = meter.requests.swap(0, Ordering::Relaxed);
+            if delta == 0 {
+                continue;
+            }
+            if let Err(error) = self.add(&account, usage::REQUESTS, delta, None, 0) {
+                meter.requests.fetch_add(delta, Ordering::Relaxed);
+                return Err(error);
+            }
+        }
+        let dirty: Vec<KeyDigest> = self.dirty.lock().drain().collect();
+        let used: Vec<(String, u64)> = {
+            let cache = self.cache.read();
+            dirty
+                .iter()
+                .filter_map(|d| cache.get(d))
+                .filter_map(|c| {
+                    let record = c.entry.snapshot();
+                    Some((record.id, record.last_used_at?))
+                })
+                .collect()
+        };
+        if !used.is_empty() {
+            let name = self.name(format_args!("lastused"));
+            let result = self.run(|con| {
+                let mut cmd = redis::cmd("HSET");
+                cmd.arg(&name);
+                for (id, at) in &used {
+                    cmd.arg(id).arg(at);
+                }
+                cmd.query::<()>(con)
+            });
+            if result.is_err() {
+                self.dirty.lock().extend(dirty);
+            }
+            result?;
+        }
+        Ok(())
+    }
+
     fn insert_key(&self, digest: KeyDigest, record: KeyRecord) -> Result<()> {
         let names = self.key_names(&digest, &record);
         self.insert_record(&names, &to_json(&record)?, &hex(&digest), &record.id, "key")?;

@@ -227,47 +227,6 @@ impl SqliteStore {
         Ok(value)
     }
 
-    /// Writes the `requests` counters and the `last_used_at` of keys used since the last
-    /// write (done at most a second after they change, and on drop).
-    pub fn flush(&self) -> Result<()> {
-        let dirty: Vec<KeyDigest> = self.dirty.lock().drain().collect();
-        let entries: Vec<KeyRef> = {
-            let cache = self.keys.read();
-            dirty.iter().filter_map(|d| cache.by_digest.get(d).cloned()).collect()
-        };
-        let meters: Vec<(String, u64)> = self
-            .meters
-            .read()
-            .iter()
-            .map(|(account, meter)| (account.clone(), meter.requests.load(Ordering::Relaxed)))
-            .filter(|(_, total)| *total > 0)
-            .collect();
-        let result = self.tx(|tx| {
-            for entry in &entries {
-                let record = entry.snapshot();
-                tx.execute(
-                    "UPDATE keys SET json = json_set(json, '$.last_used_at', ?2) WHERE id = ?1",
-                    params![record.id, record.last_used_at.map(int)],
-                )
-                .map_err(db)?;
-            }
-            for (account, total) in &meters {
-                tx.execute(
-                    "INSERT INTO usage (account_id, metric, total) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (account_id, metric) DO UPDATE SET total = MAX(total, excluded.total)",
-                    params![account, usage::REQUESTS, int(*total)],
-                )
-                .map_err(db)?;
-            }
-            Ok(())
-        });
-        if result.is_err() {
-            // Try again next time.
-            self.dirty.lock().extend(dirty);
-        }
-        result
-    }
-
     fn elapsed_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
@@ -336,6 +295,47 @@ impl Drop for SqliteStore {
 }
 
 impl Store for SqliteStore {
+    /// Writes the `requests` counters and the `last_used_at` of keys used since the last
+    /// write (done at most a second after they change, and on drop).
+    fn flush(&self) -> Result<()> {
+        let dirty: Vec<KeyDigest> = self.dirty.lock().drain().collect();
+        let entries: Vec<KeyRef> = {
+            let cache = self.keys.read();
+            dirty.iter().filter_map(|d| cache.by_digest.get(d).cloned()).collect()
+        };
+        let meters: Vec<(String, u64)> = self
+            .meters
+            .read()
+            .iter()
+            .map(|(account, meter)| (account.clone(), meter.requests.load(Ordering::Relaxed)))
+            .filter(|(_, total)| *total > 0)
+            .collect();
+        let result = self.tx(|tx| {
+            for entry in &entries {
+                let record = entry.snapshot();
+                tx.execute(
+                    "UPDATE keys SET json = json_set(json, '$.last_used_at', ?2) WHERE id = ?1",
+                    params![record.id, record.last_used_at.map(int)],
+                )
+                .map_err(db)?;
+            }
+            for (account, total) in &meters {
+                tx.execute(
+                    "INSERT INTO usage (account_id, metric, total) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (account_id, metric) DO UPDATE SET total = MAX(total, excluded.total)",
+                    params![account, usage::REQUESTS, int(*total)],
+                )
+                .map_err(db)?;
+            }
+            Ok(())
+        });
+        if result.is_err() {
+            // Try again next time.
+            self.dirty.lock().extend(dirty);
+        }
+        result
+    }
+
     fn insert_key(&self, digest: KeyDigest, record: KeyRecord) -> Result<()> {
         let mut conn = self.conn.lock();
         Self::tx_on(&mut conn, |tx| {

@@ -1,8 +1,6 @@
 //! The router: every route of SPEC §3 and §10, each mapped to one [`Operation`], behind the
 //! middleware that authorizes it and sets the rate-limit headers of §5.
 
-use std::sync::Arc;
-
 use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::header::{HeaderName, AUTHORIZATION, RETRY_AFTER};
 use axum::http::request::Parts;
@@ -19,8 +17,10 @@ use astack::{Engine, Error, Operation, Principal};
 use crate::handlers as h;
 use crate::log::{self, Logger};
 
-/// What every handler shares.
-pub type AppState = Arc<Engine>;
+/// What every handler shares: the engine, which lives as long as the process. Axum copies the
+/// state into every handler and middleware a request passes; a reference copies for free,
+/// where each copy of an `Arc` writes its count, a line both cores would pass back and forth.
+pub type AppState = &'static Engine;
 
 /// `RateLimit-Policy` (SPEC §5).
 pub static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
@@ -177,7 +177,7 @@ pub fn router(engine: AppState, logger: Logger) -> Router {
         .route("/api/v1/audit", get(h::audit))
         .route("/api/v1/metrics", get(h::metrics))
         .route("/healthz", get(h::healthz))
-        .route_layer(middleware::from_fn_with_state(Arc::clone(&engine), authorize))
+        .route_layer(middleware::from_fn_with_state(engine, authorize))
         .with_state(engine);
     finish(api, logger)
 }

@@ -23,7 +23,6 @@ mod log;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use astack::config::{Secret, SigningKeyConfig, StoreConfig, StoreKind};
@@ -107,8 +106,9 @@ fn main() -> ExitCode {
 }
 
 /// Reads the configuration and the environment, builds the engine and bootstraps the admin key.
-/// Returns the engine and the admin key when it was generated (to print once).
-fn build_engine(args: &Args) -> Result<(Arc<Engine>, Option<String>), String> {
+/// Returns the engine, kept for the life of the process ([`app::AppState`]; [`serve`] flushes it
+/// before the process exits), and the admin key when it was generated (to print once).
+fn build_engine(args: &Args) -> Result<(&'static Engine, Option<String>), String> {
     let mut config = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -136,7 +136,7 @@ fn build_engine(args: &Args) -> Result<(Arc<Engine>, Option<String>), String> {
         }
         other => other.to_string(),
     })?;
-    Ok((Arc::new(engine), generated))
+    Ok((Box::leak(Box::new(engine)), generated))
 }
 
 /// The default data directory (relative to the working directory).
@@ -174,25 +174,24 @@ fn env_var(name: &str) -> Result<Option<String>, String> {
     }
 }
 
-async fn serve(args: Args, engine: Option<Arc<Engine>>, admin_key: Option<String>) -> Result<(), String> {
+async fn serve(args: Args, engine: Option<&'static Engine>, admin_key: Option<String>) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let logger = log::Logger::new(!args.quiet);
-    let router = match &engine {
+    let router = match engine {
         Some(engine) => {
-            let sweeper = Arc::clone(engine);
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_secs(1));
                 loop {
                     tick.tick().await;
-                    if let Err(e) = sweeper.sweep() {
+                    if let Err(e) = engine.sweep() {
                         eprintln!("astack-server: sweep failed: {e}");
                     }
                 }
             });
-            app::router(Arc::clone(engine), logger)
+            app::router(engine, logger)
         }
         None => ceiling::router(logger, Duration::from_nanos(args.ceiling_work_ns)),
     };
@@ -201,6 +200,9 @@ async fn serve(args: Args, engine: Option<Arc<Engine>>, admin_key: Option<String
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| format!("server error: {e}"))?;
+    if let Some(engine) = engine {
+        engine.flush().map_err(|e| format!("cannot write the last changes: {e}"))?;
+    }
     eprintln!("astack-server: stopped");
     Ok(())
 }

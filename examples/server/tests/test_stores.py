@@ -47,6 +47,23 @@ def test_default_store_is_sqlite_and_survives_kill_9():
         again.stop()
 
 
+def test_sigterm_writes_what_was_held_back():
+    """`last_used_at` is written behind; a graceful stop writes it before the process exits."""
+    first = Server()
+    try:
+        key = first.create_key(name="app", scopes=["sessions:read"])
+        assert first.request("GET", "/api/v1/sessions", key=key["key"]).status_code == 200
+    finally:
+        first.stop()
+    assert first.proc.returncode == 0
+    again = Server(admin_key=first.admin_key, directory=first.dir, args=("--data", str(Path(first.dir) / "data")))
+    try:
+        got = again.admin("GET", f"/api/v1/keys/{key['id']}").json()
+        assert got["last_used_at"] is not None
+    finally:
+        again.stop()
+
+
 def test_memory_flag_forgets_everything_at_exit():
     first = Server(args=("--memory",))
     try:
