@@ -110,7 +110,7 @@ async fn authorize(State(engine): State<AppState>, request: Request, next: Next)
     let matched = request.extensions().get::<MatchedPath>();
     match matched.and_then(|m| operation(request.method(), m.as_str())) {
         None => next.run(request).await,
-        Some(op) => authorized(&engine, op, request, next).await,
+        Some(op) => authorized(engine, op, request, next).await,
     }
 }
 
