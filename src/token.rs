@@ -20,8 +20,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::{DecodeSliceError, Engine as _};
+use base64_simd::{Out, URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -372,16 +371,20 @@ impl KeyState {
     /// time. Not unpadded base64url is malformed; too long to be an
     /// HMAC-SHA-256 tag, or any mismatch, is a bad signature.
     fn check(&self, signing_input: &str, signature: &str) -> Result<(), Refusal> {
+        let signature = signature.as_bytes();
+        URL_SAFE_NO_PAD.check(signature).map_err(|_| Refusal::Malformed)?;
+        let len = URL_SAFE_NO_PAD.decoded_length(signature).map_err(|_| Refusal::Malformed)?;
+        if len > SIGNATURE_LEN {
+            return Err(Refusal::BadSignature);
+        }
         let mut tag = [0; SIGNATURE_LEN];
-        let len = match URL_SAFE_NO_PAD.decode_slice(signature, &mut tag) {
-            Ok(len) => len,
-            Err(DecodeSliceError::OutputSliceTooSmall) => return Err(Refusal::BadSignature),
-            Err(DecodeSliceError::DecodeError(_)) => return Err(Refusal::Malformed),
-        };
+        let tag = URL_SAFE_NO_PAD
+            .decode(signature, Out::from_slice(&mut tag[..len]))
+            .map_err(|_| Refusal::Malformed)?;
         self.mac
             .clone()
             .chain_update(signing_input)
-            .verify_slice(&tag[..len])
+            .verify_slice(tag)
             .map_err(|_| Refusal::BadSignature)
     }
 }
@@ -445,10 +448,10 @@ impl Keyring {
         );
         token.push_str(&self.signer_header);
         token.push('.');
-        URL_SAFE_NO_PAD.encode_string(payload, &mut token);
+        URL_SAFE_NO_PAD.encode_append(payload, &mut token);
         let tag = self.signer.tag(token.as_bytes());
         token.push('.');
-        URL_SAFE_NO_PAD.encode_string(tag, &mut token);
+        URL_SAFE_NO_PAD.encode_append(tag, &mut token);
         token
     }
 
@@ -522,9 +525,7 @@ impl<'a> Segments<'a> {
 
 /// Unpadded base64url, as RFC 7515 requires; anything else is malformed.
 fn decode_segment(segment: &str) -> Result<Vec<u8>, Refusal> {
-    URL_SAFE_NO_PAD
-        .decode(segment)
-        .map_err(|_| Refusal::Malformed)
+    URL_SAFE_NO_PAD.decode_to_vec(segment).map_err(|_| Refusal::Malformed)
 }
 
 /// `json` as a `T`, refusing anything but a single JSON object (serde would
@@ -565,7 +566,7 @@ fn encode_header(kid: &str) -> String {
         kid: Cow::Borrowed(kid),
     };
     let json = serde_json::to_vec(&header).expect("strings always serialize");
-    URL_SAFE_NO_PAD.encode(json)
+    URL_SAFE_NO_PAD.encode_to_string(json)
 }
 
 /// Length of `len` bytes in unpadded base64.
@@ -620,7 +621,7 @@ mod tests {
     }
 
     fn b64(bytes: impl AsRef<[u8]>) -> String {
-        URL_SAFE_NO_PAD.encode(bytes)
+        URL_SAFE_NO_PAD.encode_to_string(bytes)
     }
 
     /// A token with `header` (raw JSON) over valid claims, signed with `SECRET`.
