@@ -20,9 +20,9 @@ use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use uuid::Uuid;
 use foldhash::fast::RandomState;
 use parking_lot::{Mutex, MutexGuard};
+use uuid::Uuid;
 
 use super::compact::{Compact, Owner, Placement};
 use crate::error::{Error, Result};
@@ -248,8 +248,8 @@ impl SessionTable {
         self.shards.iter().map(|shard| shard.lock()).collect()
     }
 
-    /// [`crate::store::Store::create_session`].
-    /// Fails with an internal error if the session's id is not of the engine's form.
+    /// [`crate::store::Store::create_session`]; an internal error if the session's id is not of
+    /// the engine's form.
     pub(super) fn create(&self, mut session: Session, slot_limit: u32, default_worker: &Worker) -> Result<Session> {
         let key = Key::of(&session.id).ok_or_else(|| Error::Internal(format!("{:?} is not a session id the engine makes", session.id)))?;
         let mut shard = self.shard(key);
