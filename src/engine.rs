@@ -201,7 +201,7 @@ fn audit_json(
     // the account id), so that neither reallocates.
     let mut json = Vec::with_capacity(320);
     event.write_json(&mut json).map_err(|e| Error::Internal(format!("audit record: {e}")))?;
-    Ok(String::from_utf8(json).expect("serde_json writes UTF-8"))
+    Ok(String::from_utf8(json).expect("the JSON writer writes UTF-8"))
 }
 
 impl Engine {

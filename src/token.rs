@@ -372,10 +372,13 @@ impl KeyState {
     /// HMAC-SHA-256 tag, or any mismatch, is a bad signature.
     fn check(&self, signing_input: &str, signature: &str) -> Result<(), Refusal> {
         let signature = signature.as_bytes();
-        URL_SAFE_NO_PAD.check(signature).map_err(|_| Refusal::Malformed)?;
         let len = URL_SAFE_NO_PAD.decoded_length(signature).map_err(|_| Refusal::Malformed)?;
         if len > SIGNATURE_LEN {
-            return Err(Refusal::BadSignature);
+            // Too long for a tag: a bad signature, unless it is not base64url at all.
+            return Err(match URL_SAFE_NO_PAD.check(signature) {
+                Ok(()) => Refusal::BadSignature,
+                Err(_) => Refusal::Malformed,
+            });
         }
         let mut tag = [0; SIGNATURE_LEN];
         let tag = URL_SAFE_NO_PAD
@@ -781,6 +784,11 @@ mod tests {
         let token = ring.sign(&claims());
         let (input, signature) = token.rsplit_once('.').expect("three segments");
         let expect = Expect::at(1_000);
+        // Well-formed base64url of the wrong length is a bad signature, too long or too short.
+        for len in [SIGNATURE_LEN + 1, SIGNATURE_LEN + 30, 16] {
+            let forged = format!("{input}.{}", b64(vec![7u8; len]));
+            assert_eq!(ring.verify(&forged, &expect), Err(Refusal::BadSignature), "{len} bytes");
+        }
         // Padding and the standard alphabet are not base64url.
         let padded = format!("{token}=");
         assert_eq!(ring.verify(&padded, &expect), Err(Refusal::Malformed));

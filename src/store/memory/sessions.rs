@@ -159,11 +159,11 @@ impl Shard {
                 due.push(entry);
             }
         }
-        let earliest = due.first().or(self.expiry.peek().map(|Reverse(entry)| entry)).map_or(u64::MAX, |entry| entry.0);
         // An entry is pushed once per expiry, but a session given back an earlier expiry would
         // have two current ones.
         due.dedup();
         self.expiry.extend(due.iter().copied().map(Reverse));
+        let earliest = self.expiry.peek().map_or(u64::MAX, |Reverse(entry)| entry.0);
         (due, earliest)
     }
 }
