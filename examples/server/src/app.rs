@@ -1,6 +1,8 @@
 //! The router: every route of SPEC §3 and §10, each mapped to one [`Operation`], behind the
 //! middleware that authorizes it and sets the rate-limit headers of §5.
 
+use std::cell::Cell;
+
 use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::header::{HeaderName, AUTHORIZATION, RETRY_AFTER};
 use axum::http::request::Parts;
@@ -90,6 +92,13 @@ pub fn set_rate_headers(headers: &mut HeaderMap, rate: &Headers) {
     }
 }
 
+tokio::task_local! {
+    /// The principal [`authorize`] admitted, for the route's handler to take. A task-local
+    /// rather than a request extension: handing it over allocates nothing and rehashes no map,
+    /// and the handler runs inside [`authorize`]'s future, on the same task.
+    static PRINCIPAL: Cell<Option<Principal>>;
+}
+
 /// The request's [`Principal`], as [`authorize`] left it: taken, not copied (a copy would touch
 /// the key's shared reference count twice more per request).
 pub struct Authorized(pub Principal);
@@ -97,8 +106,8 @@ pub struct Authorized(pub Principal);
 impl<S: Send + Sync> FromRequestParts<S> for Authorized {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let principal = parts.extensions.remove::<Principal>();
+    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let principal = PRINCIPAL.try_with(Cell::take).ok().flatten();
         principal.map(Authorized).ok_or_else(|| ApiError(Error::Internal("a handler of an open route asked for a principal".into())))
     }
 }
@@ -114,7 +123,7 @@ async fn authorize(State(engine): State<AppState>, request: Request, next: Next)
     }
 }
 
-async fn authorized(engine: &Engine, op: Operation, mut request: Request, next: Next) -> Response {
+async fn authorized(engine: &Engine, op: Operation, request: Request, next: Next) -> Response {
     // More than one `Authorization` header is refused: which one counts would be ambiguous.
     let mut values = request.headers().get_all(AUTHORIZATION).iter();
     let key = match (values.next(), values.next()) {
@@ -128,8 +137,8 @@ async fn authorized(engine: &Engine, op: Operation, mut request: Request, next: 
     match engine.authorize(key, op) {
         Ok(authorization) => {
             let rate = authorization.headers();
-            request.extensions_mut().insert(authorization.principal);
-            let mut response = next.run(request).await;
+            let principal = Cell::new(Some(authorization.principal));
+            let mut response = PRINCIPAL.scope(principal, next.run(request)).await;
             set_rate_headers(response.headers_mut(), &rate);
             response
         }

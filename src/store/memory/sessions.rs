@@ -49,10 +49,11 @@ impl Key {
     /// The key of `id`, if it has the engine's form (no other id can be stored).
     fn of(id: &str) -> Option<Key> {
         let hex = id.strip_prefix(PREFIX)?;
-        if hex.len() != uuid::fmt::Simple::LENGTH || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        // Of its length, `uuid` parses only 32 hex digits, of either case: the engine's are lower.
+        if hex.len() != uuid::fmt::Simple::LENGTH || hex.bytes().any(|b| b.is_ascii_uppercase()) {
             return None;
         }
-        let bits = u128::from_str_radix(hex, 16).ok()?;
+        let bits = Uuid::try_parse_ascii(hex.as_bytes()).ok()?.as_u128();
         Some(Key([(bits >> 64) as u64, bits as u64]))
     }
 
@@ -528,7 +529,7 @@ mod tests {
     fn keys_round_trip_and_only_the_engines_ids_are_stored() {
         let made = crate::engine::new_id(PREFIX);
         assert_eq!(Key::of(&made).map(Key::id), Some(made));
-        for other in ["sess_1", "sess_", "key_00000000000000000000000000000000", "sess_0000000000000000000000000000000A", "sess_+0000000000000000000000000000000", "sess_000000000000000000000000000000000"] {
+        for other in ["sess_1", "sess_", "key_00000000000000000000000000000000", "sess_0000000000000000000000000000000A", "sess_+0000000000000000000000000000000", "sess_000000000000000000000000000000000", "sess_0000000000000000000000000000000g", "sess_00000000-0000-0000-0000-00000000", "sess_\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}"] {
             assert!(Key::of(other).is_none(), "{other}");
         }
         let table = SessionTable::default();
