@@ -6,10 +6,13 @@
 //! the engine's work is skipped: no key lookup, no scopes, no rate limits, no state, no token
 //! signing. Nothing here checks anything: never serve with it.
 //!
-//! With `--ceiling-work-ns N`, each session created first spins N nanoseconds: a stand-in for
-//! the engine's work, to find how much of it the stack's ceiling allows at a given ratio
-//! (`benches/server/budget.sh`).
+//! Two stand-ins for the engine, to find how much of its work the stack's ceiling allows at a
+//! given ratio (`benches/server/budget.sh`): with `--ceiling-work-ns N`, each session created
+//! first spins N nanoseconds (the engine's CPU time); with `--ceiling-keep-bytes N`, it keeps N
+//! bytes, never freed (the memory the engine keeps per session: the session, its indexes and
+//! its audit record, which the kernel must find and zero pages for).
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
@@ -53,16 +56,36 @@ fn session(id: String, request: CreateSession) -> Session {
     }
 }
 
-/// Busy for `work` (on this thread, as the engine's work would be).
-fn spin(work: Duration) {
-    let start = Instant::now();
-    while start.elapsed() < work {
-        std::hint::spin_loop();
+/// What the ceiling does for each session created, in place of the engine's work.
+#[derive(Clone, Copy)]
+pub struct StandIn {
+    work: Duration,
+    keep: usize,
+    /// What was kept, for as long as the process lives (as the engine keeps its sessions).
+    kept: &'static Mutex<Vec<Box<[u8]>>>,
+}
+
+impl StandIn {
+    /// Spins `work`, then keeps `keep` bytes, for each session created.
+    pub fn new(work: Duration, keep: usize) -> Self {
+        StandIn { work, keep, kept: Box::leak(Box::default()) }
+    }
+
+    fn run(&self) {
+        let start = Instant::now();
+        while start.elapsed() < self.work {
+            std::hint::spin_loop();
+        }
+        if self.keep > 0 {
+            // Written, as a record is: memory only allocated costs nothing until touched.
+            let block = vec![1; self.keep].into_boxed_slice();
+            self.kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(block);
+        }
     }
 }
 
-async fn create(State(work): State<Duration>, JsonBody(request): JsonBody<CreateSession>) -> (StatusCode, Json<CreatedSession>) {
-    spin(work);
+async fn create(State(stand_in): State<StandIn>, JsonBody(request): JsonBody<CreateSession>) -> (StatusCode, Json<CreatedSession>) {
+    stand_in.run();
     let session = session("sess_00000000000000000000000000000000".into(), request);
     (StatusCode::CREATED, Json(CreatedSession { session, session_token: TOKEN.into() }))
 }
@@ -89,14 +112,14 @@ async fn headers_only(request: Request, next: Next) -> Response {
     response
 }
 
-/// The ceiling's router: the session routes and `/healthz`, canned; creating a session spins
-/// `work` first.
-pub fn router(logger: Logger, work: Duration) -> Router {
+/// The ceiling's router: the session routes and `/healthz`, canned; creating a session runs
+/// `stand_in` first.
+pub fn router(logger: Logger, stand_in: StandIn) -> Router {
     let routes = Router::new()
         .route("/api/v1/sessions", axum::routing::post(create))
         .route("/api/v1/sessions/{id}", get(read))
         .route("/healthz", get(crate::handlers::healthz))
         .route_layer(middleware::from_fn(headers_only))
-        .with_state(work);
+        .with_state(stand_in);
     crate::app::finish(routes, logger)
 }

@@ -63,6 +63,11 @@ struct Args {
     #[arg(long, hide = true, requires = "no_engine", default_value_t = 0, value_name = "NS")]
     ceiling_work_ns: u64,
 
+    /// Benchmark only, with --no-engine: keep this many bytes for each session created, never
+    /// freed, a stand-in for the session and audit record the engine keeps (benches/server/budget.sh).
+    #[arg(long, hide = true, requires = "no_engine", default_value_t = 0, value_name = "BYTES")]
+    ceiling_keep_bytes: usize,
+
     /// Print no request log lines.
     #[arg(long)]
     quiet: bool,
@@ -193,7 +198,7 @@ async fn serve(args: Args, engine: Option<&'static Engine>, admin_key: Option<St
             });
             app::router(engine, logger)
         }
-        None => ceiling::router(logger, Duration::from_nanos(args.ceiling_work_ns)),
+        None => ceiling::router(logger, ceiling::StandIn::new(Duration::from_nanos(args.ceiling_work_ns), args.ceiling_keep_bytes)),
     };
     banner(local, engine.is_some(), admin_key.as_deref());
     axum::serve(listener, router)
