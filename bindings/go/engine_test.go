@@ -3,6 +3,10 @@ package astack_test
 import (
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -194,6 +198,29 @@ func TestCloseRacingCalls(t *testing.T) {
 		time.Sleep(time.Duration(round%5) * 100 * time.Microsecond)
 		_ = f.e.Close()
 		wg.Wait()
+	}
+}
+
+// A result added to the C ABI must get its status here: unknown codes are answered 500.
+func TestEveryResultOfTheHeaderHasItsStatus(t *testing.T) {
+	header, err := os.ReadFile(filepath.Join("..", "..", "include", "astack.h"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enum := strings.SplitN(strings.SplitN(string(header), "enum astack_result", 2)[1], "}", 2)[0]
+	results := regexp.MustCompile(`(?m)^\s*ASTACK_([A-Z_]+) = (\d+),$`).FindAllStringSubmatch(enum, -1)
+	if len(results) < 20 {
+		t.Fatalf("%d results in the header", len(results))
+	}
+	for _, m := range results {
+		code := strings.ToLower(m[1])
+		rc, _ := strconv.ParseUint(m[2], 10, 32)
+		if got := astack.ResultCode(uint32(rc)); got != code {
+			t.Fatalf("result %d: the library says %q, the header %q", rc, got, code)
+		}
+		if status := astack.StatusOf(code); rc != 0 && code != "internal_error" && status == 500 {
+			t.Fatalf("%s has no status of its own", code)
+		}
 	}
 }
 

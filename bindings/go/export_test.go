@@ -17,3 +17,9 @@ func CLimiterHeaders(l *Limiter, d *LimitDecision, code, window uint32) (string,
 	}
 	return p, r
 }
+
+// ResultCode is the library's code of a result number.
+func ResultCode(rc uint32) string { return resultCode(rc) }
+
+// StatusOf is the HTTP status the binding gives a code.
+func StatusOf(code string) int { return statusOf(code) }

@@ -1,10 +1,13 @@
 'use strict';
 // Every Engine method, every error class, the limiter, close() and misuse.
 
+const fs = require('node:fs');
+const path = require('node:path');
 const test = require('node:test');
 const assert = require('node:assert/strict');
 
 const astack = require('..');
+const native = require('../lib/native');
 const {
   Engine, RateLimiter, AstackError, MissingApiKeyError, InvalidApiKeyError, ApiKeyRevokedError,
   ApiKeyExpiredError, InsufficientScopeError, RateLimitedError, ConcurrentSessionLimitError,
@@ -457,6 +460,18 @@ test('RateLimiter on any string key', () => {
   limiter.close();
   limiter.close();
   throwsA(() => limiter.check('x', now), EngineClosedError);
+});
+
+test('every result of the C header has its code and its class', () => {
+  // A result added to the C ABI and not to lib/errors.js would surface as a bare AstackError.
+  const header = fs.readFileSync(path.join(__dirname, '..', '..', '..', 'include', 'astack.h'), 'utf8');
+  const body = header.split('enum astack_result')[1].split('}')[0];
+  const results = [...body.matchAll(/^\s*ASTACK_([A-Z_]+) = (\d+),$/gm)].map((m) => [Number(m[2]), m[1].toLowerCase()]);
+  assert.ok(results.length > 20);
+  for (const [result, code] of results) {
+    assert.equal(native.resultCode(result), code);
+    if (result !== 0) assert.notEqual(astack.errorClassFor(code), AstackError, code);
+  }
 });
 
 test('every error class: code, status, toJSON, hierarchy', () => {

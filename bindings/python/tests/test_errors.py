@@ -4,11 +4,14 @@ engine can produce it, and all of them built by the one helper from code + body.
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Tuple, Type
 
 import pytest
 
 import astack
+from astack import _native
 from astack.errors import BY_CODE
 from conftest import START_MS, Keys
 
@@ -48,6 +51,32 @@ def test_every_code_maps_to_its_class(result: int, cls: Type[astack.AstackError]
     assert BY_CODE[code] is cls
     # Without a body the message is the library's generic one.
     assert astack.error_from(result).message
+
+
+#: The C ABI's results, read from the generated header: name (as `astack_result_code` spells
+#: it) by number.
+HEADER_RESULTS = {
+    int(number): name.lower()
+    for name, number in re.findall(
+        r"^\s*ASTACK_([A-Z_]+) = (\d+),$",
+        (Path(__file__).resolve().parents[3] / "include" / "astack.h").read_text().split("enum astack_result")[1].split("}")[0],
+        re.M,
+    )
+}
+#: Results the package answers with another class: misuse of an argument, and a buffer it sizes.
+MAPPED_ELSEWHERE = {"null_argument": "invalid_argument", "invalid_utf8": "invalid_argument", "buffer_too_small": "internal_error"}
+
+
+def test_every_result_of_the_header_has_its_class() -> None:
+    # A result added to the C ABI and not here would surface as a generic internal error.
+    assert len(HEADER_RESULTS) > 20 and HEADER_RESULTS[0] == "ok"
+    for result, name in HEADER_RESULTS.items():
+        assert _native.result_code(result) == name
+        if result == 0:
+            continue
+        error = astack.error_from(result)
+        assert error.code == MAPPED_ELSEWHERE.get(name, name), (result, name)
+    assert {r for r, _, _, _ in EXPECTED if r < 1000} <= set(HEADER_RESULTS)
 
 
 def test_unknown_result_is_internal() -> None:
