@@ -1,11 +1,11 @@
-//! The C ABI: every capability of the [`Engine`](crate::Engine), in the manner of rustls-ffi.
+//! The C ABI: every capability of the [`Engine`], in the manner of rustls-ffi.
 //!
 //! - Every symbol and type starts with `astack_`. The engine is the opaque `astack_engine`,
 //!   made by `astack_engine_new` and released by `astack_engine_free` (`NULL` is a no-op).
 //! - Every function returns an [`astack_result`]: explicit, grouped numbers that are never
 //!   reused. `astack_result_code` and `astack_result_message` give its text with no allocation
 //!   and no thread-local state.
-//! - Every body runs inside one panic boundary ([`boundary`]): a panic becomes
+//! - Every body runs inside one panic boundary (`boundary`): a panic becomes
 //!   `ASTACK_INTERNAL_ERROR`, never an abort. Every pointer is checked for `NULL`; invalid UTF-8
 //!   is `ASTACK_INVALID_UTF8`; malformed JSON is `ASTACK_INVALID_REQUEST` naming the field.
 //! - The hot path, `astack_authorize` (with the operation as a number, `astack_authorize_op`;

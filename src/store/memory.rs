@@ -4,7 +4,8 @@
 //! through 64 shards of positions, each behind a read-write lock that is itself sharded by
 //! thread, so that threads looking keys up never write the same line, and by id through one
 //! index. Sessions are kept in shards too, with slots, worker load and workers in one small
-//! ledger beside them ([`sessions`]). The audit log keeps the newest
+//! ledger beside them ([`sessions`]); of ended sessions, about the newest
+//! [`MemoryStore::ENDED_SESSION_CAPACITY`] are kept. The audit log keeps the newest
 //! [`MemoryStore::AUDIT_CAPACITY`] records, packed ([`audit`]).
 
 mod audit;
@@ -130,6 +131,11 @@ impl MemoryStore {
 
     /// Audit records kept; older ones are dropped first.
     pub const AUDIT_CAPACITY: usize = audit::AuditLog::CAPACITY;
+
+    /// Ended sessions kept, about: the newest to end (each of the session table's shards keeps
+    /// its share), so that a long-lived process does not grow with every session it served.
+    /// Older ones are forgotten, as if never made (`not_found`). Live sessions are all kept.
+    pub const ENDED_SESSION_CAPACITY: usize = sessions::ENDED_CAPACITY;
 
     /// An empty store.
     pub fn new() -> Self {
@@ -288,7 +294,7 @@ impl Store for MemoryStore {
     }
 
     /// Without an unfired `requests` alert on the account, a request is counted on its key and
-    /// the key's count added to the account's counter once every [`Self::REQUEST_BATCH`]: keys
+    /// the key's count added to the account's counter once every `REQUEST_BATCH` (64): keys
     /// of one account used from several threads then rarely write one cache line. Readers of
     /// the total (`usage`, alerts, `add_usage`) gather the keys' pending counts first, so it is
     /// exact. With an alert waiting, every request goes to the account's counter and is checked;

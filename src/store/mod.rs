@@ -8,6 +8,7 @@
 //! |---|---|---|---|
 //! | for | one process, tests | one process that must survive a crash | many processes and machines |
 //! | keys, sessions, users, alerts, audit | lost at exit | durable once acknowledged | shared, as durable as the Redis server is configured |
+//! | ended sessions, audit records kept | the newest ~100,000 of each | all | all sessions, the newest 100,000 records |
 //! | token buckets | in process | in process (a restart refills them) | shared in Redis, or leased in batches |
 //! | `requests` counter, `last_used_at` | in process | written behind, at most 1 s late | written behind, at most 1 s late |
 //! | revocation seen by other processes | — | — | within `key_cache_ms` (default 1 s) |
@@ -113,7 +114,9 @@ pub trait Store: Send + Sync + 'static {
         slot_limit: u32,
         default_worker: &Worker,
     ) -> Result<Session>;
-    /// The session with this id, as stored (expiry not applied).
+    /// The session with this id, as stored (expiry not applied). A store may forget ended
+    /// sessions: [`MemoryStore`] keeps about the newest
+    /// [`MemoryStore::ENDED_SESSION_CAPACITY`]; the others keep every session.
     fn session(&self, id: &str) -> Result<Option<Session>>;
     /// Applies `change` to the session atomically and returns it; when `change` fails nothing
     /// is written. Slots and worker load follow the session's liveness.

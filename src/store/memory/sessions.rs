@@ -9,13 +9,17 @@
 //! Sessions are stored packed ([`Compact`]), with their key, account and worker interned per
 //! shard, and keyed by the 128 bits of their id ([`Key`]).
 //!
+//! Live sessions are kept until they end; ended ones only while they are among the newest
+//! [`ENDED_CAPACITY`] to end (each shard keeps its share), so that a long-lived process does not
+//! grow with every session it has ever served. A forgotten session is as one never made.
+//!
 //! Locks are taken shards first (in index order), the ledger last. A change to a session holds
 //! its shard's lock throughout and takes the ledger's inside it when the session's counts
 //! change, so every method is atomic and, at every instant a lock holder can see, the slots in
 //! use by a key are its live sessions and a worker's load is the live sessions placed on it.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -32,6 +36,9 @@ use crate::workers::{self, Worker, WorkerStatus};
 
 /// Shards of the session table: a few times the cores that usually serve one process.
 const SHARDS: usize = 16;
+
+/// Ended sessions kept, about (each shard keeps the newest `ENDED_CAPACITY / SHARDS` of its own).
+pub(super) const ENDED_CAPACITY: usize = 100_000;
 
 /// Maps by id or name: foldhash, seeded per process (SipHash took a tenth of the work here).
 type Map<K, V> = HashMap<K, V, RandomState>;
@@ -74,12 +81,16 @@ struct Stored {
 }
 
 /// One shard: its sessions by id, its part of each account's list (oldest first, with each
-/// session's creation sequence) and the expiry index of its live sessions.
+/// session's creation sequence), the expiry index of its live sessions and its ended sessions
+/// in the order they ended.
 #[derive(Default)]
 struct Shard {
     by_id: Map<Key, Stored>,
+    /// May hold forgotten sessions (`forgotten` of them), dropped when they outnumber the rest.
     by_account: Map<String, Vec<(u64, Key)>>,
+    forgotten: usize,
     expiry: BinaryHeap<Reverse<Due>>,
+    ended: VecDeque<Key>,
     shared: Interned,
 }
 
@@ -167,6 +178,29 @@ impl Shard {
         let earliest = self.expiry.peek().map_or(u64::MAX, |Reverse(entry)| entry.0);
         (due, earliest)
     }
+
+    /// Notes that the session under `key` has ended, and forgets the oldest ended sessions
+    /// beyond `capacity`.
+    fn ended(&mut self, key: Key, capacity: usize) {
+        self.ended.push_back(key);
+        while self.ended.len() > capacity {
+            let Some(oldest) = self.ended.pop_front() else { break };
+            // Its expiry entry, if any, is stale already; its place in its account's list goes
+            // once the forgotten outnumber the kept (each list sweep is paid for by as many
+            // sessions forgotten).
+            if self.by_id.remove(&oldest).is_some() {
+                self.forgotten += 1;
+            }
+        }
+        if self.forgotten > self.by_id.len() {
+            let by_id = &self.by_id;
+            self.by_account.retain(|_, keys| {
+                keys.retain(|(_, key)| by_id.contains_key(key));
+                !keys.is_empty()
+            });
+            self.forgotten = 0;
+        }
+    }
 }
 
 /// What is exact across shards: slots in use per key, live sessions per worker, the workers in
@@ -219,6 +253,8 @@ impl Ledger {
 /// Sessions in shards, and the [`Ledger`].
 pub(super) struct SessionTable {
     shards: Box<[Mutex<Shard>]>,
+    /// Ended sessions each shard keeps.
+    ended_per_shard: usize,
     /// Picks an id's shard.
     hasher: RandomState,
     ledger: Mutex<Ledger>,
@@ -233,6 +269,7 @@ impl Default for SessionTable {
     fn default() -> Self {
         SessionTable {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            ended_per_shard: ENDED_CAPACITY / SHARDS,
             hasher: RandomState::default(),
             ledger: Mutex::default(),
             next_due: AtomicU64::new(u64::MAX),
@@ -326,6 +363,9 @@ impl SessionTable {
         if let Some(stored) = shard.by_id.get_mut(&key) {
             *stored.session = Compact::new(&updated, owner, placement);
         }
+        if was_live && !updated.is_live() {
+            shard.ended(key, self.ended_per_shard);
+        }
         Ok(Some(updated))
     }
 
@@ -337,8 +377,9 @@ impl SessionTable {
             match account {
                 Some(account) => {
                     let keys = shard.by_account.get(account).map_or(&[][..], Vec::as_slice);
-                    let newest = keys.iter().rev().take(limit);
-                    found.extend(newest.filter_map(|&(seq, key)| Some((seq, key, &*shard.by_id.get(&key)?.session))));
+                    // Newest first, past any forgotten.
+                    let kept = keys.iter().rev().filter_map(|&(seq, key)| Some((seq, key, &*shard.by_id.get(&key)?.session)));
+                    found.extend(kept.take(limit));
                 }
                 None => found.extend(shard.by_id.iter().map(|(&key, stored)| (stored.seq, key, &*stored.session))),
             }
@@ -523,6 +564,55 @@ mod tests {
         .unwrap();
         assert!(table.due(u64::MAX - 1).is_empty());
         assert_eq!(table.next_due.load(Ordering::SeqCst), u64::MAX);
+    }
+
+    fn end(table: &SessionTable, n: u32) {
+        table
+            .update(&id(n), &mut |s| {
+                s.terminate(10);
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn only_the_newest_ended_sessions_of_each_shard_are_kept() {
+        let table = SessionTable { ended_per_shard: 2, ..SessionTable::default() };
+        let roomy = Worker { capacity: 1_000, ..worker() };
+        for n in 0..200 {
+            table.create(session(n, if n % 2 == 0 { "a" } else { "b" }, 1_000), 1_000, &roomy).unwrap();
+        }
+        // All but the last 10 end, in the order they were made.
+        let mut ended_by_shard = vec![Vec::new(); SHARDS];
+        for n in 0..190 {
+            end(&table, n);
+            ended_by_shard[table.hasher.hash_one(Key::of(&id(n)).unwrap()) as usize % SHARDS].push(n);
+        }
+        let kept: Vec<u32> = (0..200).filter(|&n| table.get(&id(n)).is_some()).collect();
+        let mut expected: Vec<u32> = ended_by_shard.iter().flat_map(|ns| ns.iter().rev().take(2).copied()).chain(190..200).collect();
+        expected.sort_unstable();
+        assert_eq!(kept, expected);
+        // The forgotten are gone from every view; the live keep their slots.
+        let forgotten = (0..190).find(|n| !kept.contains(n)).unwrap();
+        assert!(table.update(&id(forgotten), &mut |_| Ok(())).unwrap().is_none());
+        let newest_a: Vec<String> = kept.iter().rev().filter(|&&n| n % 2 == 0).map(|&n| id(n)).collect();
+        assert_eq!(ids(table.list(Some("a"), 1_000)), newest_a);
+        assert_eq!(ids(table.list(Some("a"), 3)), newest_a[..3]);
+        assert_eq!(table.list(None, 1_000).len(), kept.len());
+        assert_eq!(table.slots_in_use("key"), 10);
+        // The account lists were swept as the forgotten came to outnumber the kept.
+        let listed: usize = table.shards.iter().map(|s| s.lock().by_account.values().map(Vec::len).sum::<usize>()).sum();
+        assert!(listed <= 2 * kept.len(), "{listed} listed for {} kept", kept.len());
+    }
+
+    #[test]
+    fn an_account_list_reaches_past_its_forgotten_newest() {
+        let table = SessionTable { ended_per_shard: 0, ..SessionTable::default() };
+        table.create(session(1, "a", 1_000), 10, &worker()).unwrap();
+        table.create(session(2, "a", 1_000), 10, &worker()).unwrap();
+        end(&table, 2);
+        assert!(table.get(&id(2)).is_none());
+        assert_eq!(ids(table.list(Some("a"), 1)), nths(&[1]));
     }
 
     #[test]
