@@ -186,6 +186,14 @@ pub(crate) fn new_id(prefix: &str) -> String {
     id
 }
 
+/// The account and the audit record of an event done with the key `actor`.
+fn actor_audit(actor: &KeyEntry, action: &str, target: Option<&str>, detail: &impl Serialize, now: u64) -> Result<(Arc<String>, String)> {
+    let (account, record) = actor.record.with_actor(|account, key_id, prefix| {
+        (Arc::clone(account), audit_json(account, Some((key_id, prefix)), action, target, detail, now))
+    });
+    Ok((account, record?))
+}
+
 /// A new audit record's JSON; `actor` is the acting key's id and display prefix.
 fn audit_json(
     account_id: &str,
@@ -323,8 +331,10 @@ impl Engine {
         now: u64,
     ) -> Denial {
         let detail = json!({ "operation": operation.as_str(), "code": error.code() });
-        // Auditing must not turn a refusal into another error.
-        let _ = self.audit_event(entry, "request.denied", None, detail, now);
+        // Written behind where the store can (a flood of denials must not cost a disk write
+        // each), and auditing must not turn a refusal into another error.
+        let _ = actor_audit(entry, "request.denied", None, &detail, now)
+            .and_then(|(account, record)| self.store.append_audit_behind(&account, record));
         Denial { error, rate }
     }
 
@@ -347,10 +357,8 @@ impl Engine {
 
     /// Audits an event done with the key `actor`.
     fn audit_event(&self, actor: &KeyEntry, action: &str, target: Option<&str>, detail: impl Serialize, now: u64) -> Result<()> {
-        let (account, record) = actor.record.with_actor(|account, key_id, prefix| {
-            (Arc::clone(account), audit_json(account, Some((key_id, prefix)), action, target, &detail, now))
-        });
-        self.store.append_audit(&account, record?)
+        let (account, record) = actor_audit(actor, action, target, &detail, now)?;
+        self.store.append_audit(&account, record)
     }
 
     /// Audits an event of `account_id` done by no key (bootstrap, expiry).

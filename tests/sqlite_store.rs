@@ -134,6 +134,37 @@ fn flush_writes_what_was_held_back_while_the_engine_lives() {
 }
 
 #[test]
+fn denials_are_audited_behind_in_order_and_complete_to_readers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("astack.db");
+    let (engine, _store) = open_engine(&path, T0);
+    let key = engine.bootstrap_admin_key(None).unwrap().unwrap();
+    let admin = engine.authorize(&key, Operation::Admin).unwrap().principal;
+    let reader = engine.create_key(&admin, CreateKey { scopes: strings(&["sessions:read"]), ..Default::default() }).unwrap().key;
+    // What another process reading the file sees of the log, oldest first.
+    let written = || -> Vec<String> {
+        let store = SqliteStore::open(&path).unwrap();
+        store.audit(None, 100).unwrap().into_iter().rev().map(|r| r.action).collect()
+    };
+    let before = written();
+    assert_eq!(before.last().map(String::as_str), Some("key.created"), "an acknowledged change is on disk at once");
+    for _ in 0..3 {
+        assert!(engine.authorize(&reader, Operation::Admin).is_err());
+    }
+    assert_eq!(written(), before, "denials are held back");
+    // A later record is written after them, in one transaction: the log keeps its order.
+    engine.create_key(&admin, CreateKey { scopes: strings(&["sessions:read"]), ..Default::default() }).unwrap();
+    let after: Vec<String> = written()[before.len()..].to_vec();
+    assert_eq!(after, ["request.denied", "request.denied", "request.denied", "key.created"]);
+    // Held back or not, the engine's own reads of the log see them, as does a flush.
+    assert!(engine.authorize(&reader, Operation::Admin).is_err());
+    assert_eq!(engine.audit(&admin, 1).unwrap()[0].action, "request.denied");
+    assert!(engine.authorize(&reader, Operation::Admin).is_err());
+    engine.flush().unwrap();
+    assert_eq!(written().iter().filter(|a| *a == "request.denied").count(), 5);
+}
+
+#[test]
 fn a_new_engine_from_config_uses_the_sqlite_store() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("astack.db");

@@ -164,6 +164,14 @@ pub trait Store: Send + Sync + 'static {
     /// [`crate::audit::AuditEvent`] of that account, which [`Store::audit`] reads back as an
     /// [`AuditRecord`]. Given owned, so that a store may keep it without a copy.
     fn append_audit(&self, account_id: &str, record: String) -> Result<()>;
+    /// [`Store::append_audit`] for a record that may be written behind: a denied request, which
+    /// whoever holds a key can cause as fast as they can send. A store may hold it back (the
+    /// SQLite store: at most about a second, and never past a later record or a read of the
+    /// log), so that a flood of denials does not cost a disk write each; held back, it is lost
+    /// if the process dies first. By default, [`Store::append_audit`].
+    fn append_audit_behind(&self, account_id: &str, record: String) -> Result<()> {
+        self.append_audit(account_id, record)
+    }
     /// Records, newest first, of one account or of all.
     fn audit(&self, account: Option<&str>, limit: usize) -> Result<Vec<AuditRecord>>;
 }

@@ -11,10 +11,14 @@
 //! - **Invariants after any crash.** A key's slots in use are *counted* from its PENDING and
 //!   ACTIVE sessions, and a worker's load likewise, so "slots in use = live sessions" holds
 //!   whatever moment the process died at.
-//! - **Written behind, at most one second late:** the `requests` counter of each account and
-//!   each key's `last_used_at`. They are kept in memory on the hot path and written at most a
-//!   second after they change (and when the store is dropped or [`SqliteStore::flush`]ed); a
-//!   crash may lose the last second of them. A `requests` alert that fires is written at once.
+//! - **Written behind, at most one second late:** the `requests` counter of each account,
+//!   each key's `last_used_at`, and the audit records of denied requests (which whoever holds a
+//!   key can cause as fast as they can send: a disk write each would let one key's flood of
+//!   429s slow every other request). They are kept in memory and written at most a second after
+//!   they change (and when the store is dropped or [`SqliteStore::flush`]ed); a crash may lose
+//!   the last second of them. A `requests` alert that fires is written at once, and a held
+//!   audit record is written before any later one, and before the log is read, so the log stays
+//!   in order and complete to its readers.
 //! - **Token buckets stay in memory:** a restart refills every key's buckets.
 //! - **One process.** The store caches every key in memory (so that `authorize` never reads
 //!   the disk) and assumes it is the file's only writer: open one file from one process. For
@@ -43,8 +47,12 @@ use crate::usage::{self, Alert};
 use crate::users::User;
 use crate::workers::{self, Worker, WorkerStatus};
 
-/// How long the `requests` counters and `last_used_at` may stay unwritten, ms.
+/// How long the `requests` counters, `last_used_at` and held audit records may stay
+/// unwritten, ms.
 const WRITE_BEHIND_MS: u64 = 1000;
+
+/// Audit records held back at most: past this many, they are written at once.
+const HELD_AUDIT_MAX: usize = 10_000;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -128,6 +136,8 @@ pub struct SqliteStore {
     meters: RwLock<HashMap<String, Arc<AccountMeter>>>,
     /// Keys used since the last write-behind.
     dirty: Mutex<HashSet<KeyDigest>>,
+    /// Audit records (account, JSON) written behind, oldest first.
+    held_audit: Mutex<Vec<(String, String)>>,
     started: Instant,
     flushed_at: AtomicU64,
 }
@@ -159,6 +169,7 @@ impl SqliteStore {
             keys: RwLock::default(),
             meters: RwLock::default(),
             dirty: Mutex::default(),
+            held_audit: Mutex::default(),
             started: Instant::now(),
             flushed_at: AtomicU64::new(0),
         };
@@ -231,6 +242,41 @@ impl SqliteStore {
         self.started.elapsed().as_millis() as u64
     }
 
+    /// [`Store::flush`]es when the last write-behind is a second old (one caller does).
+    fn write_behind_if_due(&self) -> Result<()> {
+        let elapsed = self.elapsed_ms();
+        let last = self.flushed_at.load(Ordering::Relaxed);
+        if elapsed >= last + WRITE_BEHIND_MS
+            && self.flushed_at.compare_exchange(last, elapsed, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the held audit records, then `record` if any, in one transaction: the log keeps
+    /// the order they were appended in. On failure the held records stay held.
+    fn write_audit(&self, record: Option<(&str, &str)>) -> Result<()> {
+        let mut conn = self.conn.lock();
+        let held = std::mem::take(&mut *self.held_audit.lock());
+        if held.is_empty() && record.is_none() {
+            return Ok(());
+        }
+        let result = Self::tx_on(&mut conn, |tx| {
+            let mut insert = tx.prepare_cached("INSERT INTO audit (account_id, json) VALUES (?1, ?2)").map_err(db)?;
+            for (account, json) in held.iter().map(|(a, j)| (a.as_str(), j.as_str())).chain(record) {
+                insert.execute(params![account, json]).map_err(db)?;
+            }
+            Ok(())
+        });
+        if result.is_err() {
+            let mut now_held = self.held_audit.lock();
+            let later = std::mem::replace(&mut *now_held, held);
+            now_held.extend(later);
+        }
+        result
+    }
+
     fn fire(tx: &Transaction<'_>, account: &str, metric: &str, total: u64, now: u64) -> Result<()> {
         tx.execute(
             "UPDATE alerts SET fired_at = ?4 WHERE account_id = ?1 AND metric = ?2 AND fired_at IS NULL AND threshold <= ?3",
@@ -298,6 +344,7 @@ impl Store for SqliteStore {
     /// Writes the `requests` counters and the `last_used_at` of keys used since the last
     /// write (done at most a second after they change, and on drop).
     fn flush(&self) -> Result<()> {
+        self.write_audit(None)?;
         let dirty: Vec<KeyDigest> = self.dirty.lock().drain().collect();
         let entries: Vec<KeyRef> = {
             let cache = self.keys.read();
@@ -582,14 +629,7 @@ impl Store for SqliteStore {
                 Ok(())
             })?;
         }
-        let elapsed = self.elapsed_ms();
-        let last = self.flushed_at.load(Ordering::Relaxed);
-        if elapsed >= last + WRITE_BEHIND_MS
-            && self.flushed_at.compare_exchange(last, elapsed, Ordering::Relaxed, Ordering::Relaxed).is_ok()
-        {
-            self.flush()?;
-        }
-        Ok(())
+        self.write_behind_if_due()
     }
 
     fn add_usage(&self, account: &str, metric: &str, quantity: u64, idempotency_key: Option<&str>, now: u64) -> Result<(u64, bool)> {
@@ -709,13 +749,26 @@ impl Store for SqliteStore {
     }
 
     fn append_audit(&self, account_id: &str, record: String) -> Result<()> {
-        self.tx(|tx| {
-            tx.execute("INSERT INTO audit (account_id, json) VALUES (?1, ?2)", params![account_id, record]).map_err(db)?;
-            Ok(())
-        })
+        self.write_audit(Some((account_id, &record)))
+    }
+
+    /// Held back, up to [`HELD_AUDIT_MAX`] records, and written with the next write-behind, the
+    /// next record appended, or the next read of the log, whichever comes first.
+    fn append_audit_behind(&self, account_id: &str, record: String) -> Result<()> {
+        let full = {
+            let mut held = self.held_audit.lock();
+            held.push((account_id.to_owned(), record));
+            held.len() >= HELD_AUDIT_MAX
+        };
+        if full {
+            self.write_audit(None)
+        } else {
+            self.write_behind_if_due()
+        }
     }
 
     fn audit(&self, account: Option<&str>, limit: usize) -> Result<Vec<AuditRecord>> {
+        self.write_audit(None)?;
         let conn = self.conn.lock();
         Self::json_rows(
             &conn,
