@@ -11,14 +11,15 @@
 //! - **Invariants after any crash.** A key's slots in use are *counted* from its PENDING and
 //!   ACTIVE sessions, and a worker's load likewise, so "slots in use = live sessions" holds
 //!   whatever moment the process died at.
-//! - **Written behind, at most one second late:** the `requests` counter of each account,
-//!   each key's `last_used_at`, and the audit records of denied requests (which whoever holds a
-//!   key can cause as fast as they can send: a disk write each would let one key's flood of
-//!   429s slow every other request). They are kept in memory and written at most a second after
-//!   they change (and when the store is dropped or [`SqliteStore::flush`]ed); a crash may lose
-//!   the last second of them. A `requests` alert that fires is written at once, and a held
-//!   audit record is written before any later one, and before the log is read, so the log stays
-//!   in order and complete to its readers.
+//! - **Written behind, about a second late:** the `requests` counter of each account, each
+//!   key's `last_used_at`, and the audit records of denied requests (which whoever holds a key
+//!   can cause as fast as they can send: a disk write each would let one key's flood of 429s
+//!   slow every other request). They are kept in memory and written by the first call a second
+//!   or more after the last such write (the reference server flushes every second), and when
+//!   the store is dropped or [`SqliteStore::flush`]ed; a crash may lose what was held. A
+//!   `requests` alert that fires is written at once, and a held audit record is written before
+//!   any later one and before the log is read, so the log stays in order and complete to its
+//!   readers.
 //! - **Token buckets stay in memory:** a restart refills every key's buckets.
 //! - **One process.** The store caches every key in memory (so that `authorize` never reads
 //!   the disk) and assumes it is the file's only writer: open one file from one process. For
@@ -341,11 +342,15 @@ impl Drop for SqliteStore {
 }
 
 impl Store for SqliteStore {
-    /// Writes the `requests` counters and the `last_used_at` of keys used since the last
-    /// write (done at most a second after they change, and on drop).
+    /// Writes the held audit records, and the `requests` counters and `last_used_at` of keys
+    /// used since the last write (done at most a second after they change, and on drop).
     fn flush(&self) -> Result<()> {
         self.write_audit(None)?;
         let dirty: Vec<KeyDigest> = self.dirty.lock().drain().collect();
+        if dirty.is_empty() {
+            // No request counted since the last write (each marks its key).
+            return Ok(());
+        }
         let entries: Vec<KeyRef> = {
             let cache = self.keys.read();
             dirty.iter().filter_map(|d| cache.by_digest.get(d).cloned()).collect()

@@ -187,13 +187,22 @@ async fn serve(args: Args, engine: Option<&'static Engine>, admin_key: Option<St
     let logger = log::Logger::new(!args.quiet);
     let router = match engine {
         Some(engine) => {
+            // Every second: expire what is due, and write what the store holds back (request
+            // counts, `last_used_at`, denials' audit records), on a thread that may block on
+            // the disk or the network.
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_secs(1));
                 loop {
                     tick.tick().await;
-                    if let Err(e) = engine.sweep() {
-                        eprintln!("astack-server: sweep failed: {e}");
-                    }
+                    let _ = tokio::task::spawn_blocking(move || {
+                        if let Err(e) = engine.sweep() {
+                            eprintln!("astack-server: sweep failed: {e}");
+                        }
+                        if let Err(e) = engine.flush() {
+                            eprintln!("astack-server: writing behind failed: {e}");
+                        }
+                    })
+                    .await;
                 }
             });
             app::router(engine, logger)

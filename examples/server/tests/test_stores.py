@@ -3,6 +3,7 @@ by two servers; `--memory` forgetting everything at exit."""
 
 import shutil
 import socket
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -62,6 +63,30 @@ def test_sigterm_writes_what_was_held_back():
         assert got["last_used_at"] is not None
     finally:
         again.stop()
+
+
+def test_what_is_held_back_is_written_every_second_while_serving():
+    """Request counts, `last_used_at` and denials' audit records are written behind, by the
+    server's one-second tick, with no further request and no stop."""
+    server = Server()
+    try:
+        key = server.create_key(name="app", scopes=["sessions:read"], limits={"requests_per_minute": 1})
+        assert server.request("GET", "/api/v1/sessions", key=key["key"]).status_code == 200
+        assert server.request("GET", "/api/v1/sessions", key=key["key"]).status_code == 429
+        db = sqlite3.connect(f"file:{Path(server.dir) / 'data' / 'astack.db'}?mode=ro", uri=True)
+
+        def written():
+            used = db.execute("SELECT json_extract(json, '$.last_used_at') FROM keys WHERE id = ?", (key["id"],)).fetchone()[0]
+            denied = db.execute("SELECT COUNT(*) FROM audit WHERE json_extract(json, '$.action') = 'request.denied'").fetchone()[0]
+            return used is not None and denied == 1
+
+        deadline = time.monotonic() + 10
+        while not written() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert written()
+        db.close()
+    finally:
+        server.stop()
 
 
 def test_memory_flag_forgets_everything_at_exit():
