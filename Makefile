@@ -235,10 +235,12 @@ bench-go:
 bench-python: python-env
 	$(PY) bindings/python/bench/authorize.py $(PY_BENCH_ARGS)
 
-## The reference server's throughput beside the bare HTTP stack's (wrk, loopback).
+## The reference server's throughput beside the bare HTTP stack's (wrk, loopback), and one
+## key's flood of 429s over SQLite beside memory.
 bench-server:
 	@mkdir -p $(BENCH_OUT)
 	set -o pipefail; bash benches/server/run.sh 2>&1 | tee $(BENCH_OUT)/server.log
+	set -o pipefail; bash benches/server/denials.sh 2>&1 | tee $(BENCH_OUT)/server-denials.log
 
 ## How many µs of engine work per POST the stack allows at 0.8x, and how many the engine takes.
 bench-server-budget:
