@@ -10,7 +10,8 @@
 //! | keys, sessions, users, alerts, audit | lost at exit | durable once acknowledged | shared, as durable as the Redis server is configured |
 //! | ended sessions, audit records kept | the newest ~100,000 of each | all | all sessions, the newest 100,000 records |
 //! | token buckets | in process | in process (a restart refills them) | shared in Redis, or leased in batches |
-//! | `requests` counter, `last_used_at` | in process | written behind, at most 1 s late | written behind, at most 1 s late |
+//! | `requests` counter, `last_used_at` | in process | written behind, about 1 s late | written behind, about 1 s late |
+//! | denied requests' audit records | in process | written behind, about 1 s late, in order | written at once |
 //! | revocation seen by other processes | — | — | within `key_cache_ms` (default 1 s) |
 //! | when the backend fails | — | `unavailable` | `unavailable` (or, with `fail_open`, authorize allows) |
 //!

@@ -757,8 +757,9 @@ impl Store for SqliteStore {
         self.write_audit(Some((account_id, &record)))
     }
 
-    /// Held back, up to [`HELD_AUDIT_MAX`] records, and written with the next write-behind, the
-    /// next record appended, or the next read of the log, whichever comes first.
+    /// Held back, up to `HELD_AUDIT_MAX` (10,000) records, and written with the next
+    /// write-behind, the next record appended, or the next read of the log, whichever comes
+    /// first.
     fn append_audit_behind(&self, account_id: &str, record: String) -> Result<()> {
         let full = {
             let mut held = self.held_audit.lock();

@@ -183,8 +183,8 @@ impl Shard {
     /// beyond `capacity`.
     fn ended(&mut self, key: Key, capacity: usize) {
         self.ended.push_back(key);
-        while self.ended.len() > capacity {
-            let Some(oldest) = self.ended.pop_front() else { break };
+        let excess = self.ended.len().saturating_sub(capacity);
+        for oldest in self.ended.drain(..excess) {
             // Its expiry entry, if any, is stale already; its place in its account's list goes
             // once the forgotten outnumber the kept (each list sweep is paid for by as many
             // sessions forgotten).
