@@ -3,8 +3,7 @@
 
 Reads the `BENCH <workload> ours=<x> peer=<y> unit=<u> aim=<text>` lines from the log files
 given as arguments (the Rust benches, the reference server's, and the Node, Python and Go
-benches), and the criterion estimates of the `authorize` and `tokens` groups from
-target/criterion. Prints a Markdown table: workload | ours | peer | ratio | aim. For times (ns)
+benches), and the criterion estimates of the `tokens` group from target/criterion. Prints a Markdown table: workload | ours | peer | ratio | aim. For times (ns)
 the ratio is ours / peer (below 1: we are faster); for rates (ops/s) it is ours / peer (above 1:
 we are faster).
 
@@ -20,8 +19,6 @@ LINE = re.compile(r"^BENCH (\S+) ours=(\S+) peer=(\S+) unit=(\S+) aim=(\S*)\s*$"
 
 # Criterion rows: workload, our bench id, the peer's bench id, unit, aim.
 CRITERION = [
-    ("rust/authorize_100k_keys (vs governor)", "authorize/astack", "authorize/governor", "<=0.7x time"),
-    ("rust/authorize_100k_keys_random_order (vs governor)", "authorize/astack_random", "authorize/governor_random", "<=0.7x time"),
     ("rust/token_issue (vs jsonwebtoken encode)", "tokens/issue_astack", "tokens/issue_jsonwebtoken", "<1x time"),
     ("rust/token_verify (vs jsonwebtoken decode)", "tokens/verify_astack", "tokens/verify_jsonwebtoken", "<1x time"),
 ]
