@@ -84,7 +84,7 @@ fn side_by_side(workload: &str, engine: &Engine, governor: &Governor, keys: &[St
             astack();
         }
     }
-    common::report(workload, median(ours), Some(median(theirs)), "ns", "<=0.7x time");
+    common::report(workload, median(ours), Some(median(theirs)), "ns", "<=0.7x");
 }
 
 /// Criterion's groups over the same keys (creation order), with governor keyed by `u64` too.

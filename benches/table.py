@@ -24,6 +24,8 @@ CRITERION = [
 ]
 
 AIMS = {
+    "rust/authorize_100k_keys": "<=0.7x time",
+    "rust/authorize_100k_keys_random_order": "<=0.7x time",
     "scaling/authorize_1M_over_1k": "1M/1k <=2x",
     "scaling/bytes_per_key_1M": "<=256 B",
     "scaling/bytes_per_key_1k": "- (aim is at 1M)",
