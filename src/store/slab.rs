@@ -7,6 +7,9 @@
 //! bytes each (three whole cache lines), with no allocator header, and a position (`u32`) is
 //! enough to find one.
 //!
+//! Large chunks are aligned to huge pages, and each 2 MiB of them is folded into one huge page once
+//! filled: one TLB entry then covers ~10,900 entries instead of ~21.
+//!
 //! A [`KeyRef`] is to an entry what an `Arc` is to its value: it keeps the entry alive, even
 //! after the store is gone, and counts itself in the entry's own slot — so handles to different
 //! keys never write the same cache line. When an entry's last reference goes, the entry is
@@ -52,10 +55,47 @@ struct Header {
     capacity: usize,
 }
 
+/// A huge page's size. Chunks this large or larger are aligned to it, and each whole huge page of
+/// them is folded into one huge page as soon as it is filled (see [`fold_filled_huge_page`]).
+const HUGE_PAGE: usize = 2 << 20;
+
+/// The layout of a chunk of `capacity` slots.
+fn chunk_layout(capacity: usize) -> Layout {
+    let layout = Layout::array::<Slot>(capacity).expect("chunk size");
+    if layout.size() >= HUGE_PAGE {
+        layout.align_to(HUGE_PAGE).expect("chunk alignment")
+    } else {
+        layout
+    }
+}
+
+/// Once the slot `index` of `chunk` has been written, folds the huge page it completes, if any,
+/// into one huge page (`MADV_COLLAPSE`, Linux 6.1 and later, with glibc; elsewhere, or if it
+/// fails, the memory stays in small pages, as it was).
+///
+/// Over keys out of the cache, each `authorize` otherwise also misses the TLB for its entry: a
+/// page walk, under a hypervisor's nested paging, of a few more cache misses (BENCHMARKS.md).
+/// Only filled huge pages are folded, so the slab keeps no more memory than with small pages: a
+/// region given huge pages ahead of use would hold up to 2 MiB that no entry uses yet.
+fn fold_filled_huge_page(chunk: &Header, index: usize) {
+    let slot = std::mem::size_of::<Slot>();
+    let (start, end) = (index * slot / HUGE_PAGE, (index + 1) * slot / HUGE_PAGE);
+    if chunk_layout(chunk.capacity).align() != HUGE_PAGE || end == start {
+        return;
+    }
+    // SAFETY: the huge page `start` lies inside the chunk (its end is at most slot `index`'s
+    // end), and folding changes only how that memory is backed, not what it holds.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    unsafe {
+        let page = chunk.slots.as_ptr().cast::<u8>().add(start * HUGE_PAGE);
+        libc::madvise(page.cast(), HUGE_PAGE, libc::MADV_COLLAPSE);
+    }
+}
+
 impl Header {
     /// A chunk of `capacity` empty slots; owned by nobody until an entry is written to it.
     fn allocate(capacity: usize) -> NonNull<Header> {
-        let layout = Layout::array::<Slot>(capacity).expect("chunk size");
+        let layout = chunk_layout(capacity);
         // SAFETY: `capacity` is at least 1 and `Slot` is not zero-sized, so the size is not 0.
         let slots = NonNull::new(unsafe { alloc::alloc(layout) }.cast::<Slot>())
             .unwrap_or_else(|| alloc::handle_alloc_error(layout));
@@ -152,7 +192,7 @@ impl Drop for KeyRef {
             return;
         }
         atomic::fence(Ordering::Acquire);
-        let layout = Layout::array::<Slot>(chunk.capacity).expect("chunk size");
+        let layout = chunk_layout(chunk.capacity);
         // SAFETY: no slot of the chunk holds an entry: the slots and the header were allocated
         // by `Header::allocate` with this layout and are freed once.
         unsafe {
@@ -218,6 +258,8 @@ impl Slab {
         let slab_ref = unsafe { Header::fill(chunk, index, position, entry) };
         // The slab's reference, given up in `Drop` (see `own_ref`).
         std::mem::forget(slab_ref);
+        // SAFETY: the chunk is alive (it holds the entry just written).
+        fold_filled_huge_page(unsafe { chunk.as_ref() }, index);
         self.len.store(position + 1, Ordering::Release);
         position
     }
@@ -300,6 +342,48 @@ mod tests {
         assert_eq!(line(&handle.slot().refs as *const _ as usize, 4), (0, 0));
         assert_eq!(line(handle.digest.as_ptr() as usize, 32), (0, 0));
         assert_eq!(line(&handle.buckets as *const _ as usize, std::mem::size_of::<crate::limits::Buckets>()), (0, 0));
+    }
+
+    #[test]
+    fn filled_huge_pages_are_folded_and_keep_their_entries() {
+        let bucket = (0..BUCKETS).find(|&b| chunk_layout((FIRST as usize) << b).align() == HUGE_PAGE).expect("a large chunk");
+        let chunk_start = FIRST * ((1 << bucket) - 1);
+        // Into the second huge page of the first chunk that has them: the first is filled and
+        // folded (the second, partly filled, stays in small pages).
+        let count = chunk_start + (HUGE_PAGE / std::mem::size_of::<Slot>()) as u32 + 1;
+        let slab = Slab::default();
+        for n in 0..count {
+            slab.push(entry((n % 251) as u8));
+        }
+        for n in 0..count {
+            assert_eq!(slab.get(n).digest, [(n % 251) as u8; 32], "entry {n}");
+        }
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        {
+            let thp = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
+            if !thp.is_empty() && !thp.contains("[never]") {
+                let at = slab.get(chunk_start) as *const KeyEntry as usize;
+                let kib = huge_kib_of_mapping_at(at);
+                assert_eq!(kib, HUGE_PAGE / 1024, "the chunk's first huge page, and only it, is folded ({at:#x})");
+            }
+        }
+    }
+
+    /// `AnonHugePages` of this process's mapping that contains `address`, in KiB.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    fn huge_kib_of_mapping_at(address: usize) -> usize {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").expect("smaps");
+        let mut inside = false;
+        for line in smaps.lines() {
+            let range = line.split_whitespace().next().and_then(|r| r.split_once('-'));
+            let bounds = range.and_then(|(a, b)| Some((usize::from_str_radix(a, 16).ok()?, usize::from_str_radix(b, 16).ok()?)));
+            if let Some((start, end)) = bounds {
+                inside = (start..end).contains(&address);
+            } else if let Some(kib) = line.strip_prefix("AnonHugePages:").filter(|_| inside) {
+                return kib.trim().trim_end_matches("kB").trim().parse().expect("a size");
+            }
+        }
+        0
     }
 
     #[test]
