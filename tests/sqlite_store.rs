@@ -21,7 +21,11 @@ use astack::{Config, Engine, ManualClock, Operation};
 use common::*;
 
 fn open_engine(path: &std::path::Path, now: u64) -> (Engine, Arc<SqliteStore>) {
-    let store = Arc::new(SqliteStore::open(path).expect("open sqlite"));
+    engine_over(SqliteStore::open(path).expect("open sqlite"), now)
+}
+
+fn engine_over(store: SqliteStore, now: u64) -> (Engine, Arc<SqliteStore>) {
+    let store = Arc::new(store);
     let engine = Engine::with_parts(config(), Arc::new(ManualClock::new(now)), store.clone()).expect("engine");
     (engine, store)
 }
@@ -137,15 +141,12 @@ fn flush_writes_what_was_held_back_while_the_engine_lives() {
 fn denials_are_audited_behind_in_order_and_complete_to_readers() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("astack.db");
-    let (engine, _store) = open_engine(&path, T0);
+    // Held for an hour: no write-behind falls due during the test, however slow the machine.
+    let (engine, _store) = engine_over(SqliteStore::open(&path).unwrap().with_write_behind(Duration::from_secs(3600)), T0);
     let key = engine.bootstrap_admin_key(None).unwrap().unwrap();
     let admin = engine.authorize(&key, Operation::Admin).unwrap().principal;
     let reader = engine.create_key(&admin, CreateKey { scopes: strings(&["sessions:read"]), ..Default::default() }).unwrap().key;
-    // What another process reading the file sees of the log, oldest first.
-    let written = || -> Vec<String> {
-        let store = SqliteStore::open(&path).unwrap();
-        store.audit(None, 100).unwrap().into_iter().rev().map(|r| r.action).collect()
-    };
+    let written = || written_actions(&path);
     let before = written();
     assert_eq!(before.last().map(String::as_str), Some("key.created"), "an acknowledged change is on disk at once");
     for _ in 0..3 {
@@ -162,6 +163,24 @@ fn denials_are_audited_behind_in_order_and_complete_to_readers() {
     assert!(engine.authorize(&reader, Operation::Admin).is_err());
     engine.flush().unwrap();
     assert_eq!(written().iter().filter(|a| *a == "request.denied").count(), 5);
+}
+
+/// What another process reading the file at `path` sees of the audit log, oldest first.
+fn written_actions(path: &std::path::Path) -> Vec<String> {
+    let store = SqliteStore::open(path).unwrap();
+    store.audit(None, 100).unwrap().into_iter().rev().map(|r| r.action).collect()
+}
+
+#[test]
+fn a_denial_held_for_the_write_behind_interval_is_written_by_the_next_call_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("astack.db");
+    let (engine, _store) = engine_over(SqliteStore::open(&path).unwrap().with_write_behind(Duration::ZERO), T0);
+    let key = engine.bootstrap_admin_key(None).unwrap().unwrap();
+    let admin = engine.authorize(&key, Operation::Admin).unwrap().principal;
+    let reader = engine.create_key(&admin, CreateKey { scopes: strings(&["sessions:read"]), ..Default::default() }).unwrap().key;
+    assert!(engine.authorize(&reader, Operation::Admin).is_err());
+    assert_eq!(written_actions(&path).last().map(String::as_str), Some("request.denied"), "no wait: written at once");
 }
 
 #[test]

@@ -31,7 +31,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
@@ -50,7 +50,7 @@ use crate::workers::{self, Worker, WorkerStatus};
 
 /// How long the `requests` counters, `last_used_at` and held audit records may stay
 /// unwritten, ms.
-const WRITE_BEHIND_MS: u64 = 1000;
+const WRITE_BEHIND: Duration = Duration::from_secs(1);
 
 /// Audit records held back at most: past this many, they are written at once.
 const HELD_AUDIT_MAX: usize = 10_000;
@@ -141,6 +141,8 @@ pub struct SqliteStore {
     held_audit: Mutex<Vec<(String, String)>>,
     started: Instant,
     flushed_at: AtomicU64,
+    /// How long held writes may wait: [`SqliteStore::with_write_behind`].
+    write_behind_ms: u64,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -158,7 +160,7 @@ impl SqliteStore {
                 .map_err(|e| Error::Unavailable(format!("sqlite: cannot create {}: {e}", dir.display())))?;
         }
         let conn = Connection::open(path).map_err(db)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(db)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(db)?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0)).map_err(db)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(Error::Unavailable(format!("sqlite: cannot use WAL mode (got {mode})")));
@@ -173,6 +175,7 @@ impl SqliteStore {
             held_audit: Mutex::default(),
             started: Instant::now(),
             flushed_at: AtomicU64::new(0),
+            write_behind_ms: WRITE_BEHIND.as_millis() as u64,
         };
         store.load()?;
         Ok(store)
@@ -239,15 +242,24 @@ impl SqliteStore {
         Ok(value)
     }
 
+    /// Sets how long a write held behind may wait for the next call to write it (one second
+    /// by default; see the module documentation). Longer means fewer disk writes under a
+    /// flood of denials, and more lost in a crash.
+    pub fn with_write_behind(mut self, every: Duration) -> Self {
+        self.write_behind_ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
     fn elapsed_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
 
-    /// [`Store::flush`]es when the last write-behind is a second old (one caller does).
+    /// [`Store::flush`]es when the last write-behind is [`SqliteStore::with_write_behind`] old
+    /// (one caller does).
     fn write_behind_if_due(&self) -> Result<()> {
         let elapsed = self.elapsed_ms();
         let last = self.flushed_at.load(Ordering::Relaxed);
-        if elapsed >= last + WRITE_BEHIND_MS
+        if elapsed >= last.saturating_add(self.write_behind_ms)
             && self.flushed_at.compare_exchange(last, elapsed, Ordering::Relaxed, Ordering::Relaxed).is_ok()
         {
             self.flush()?;
