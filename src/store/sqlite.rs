@@ -15,7 +15,7 @@
 //!   key's `last_used_at`, and the audit records of denied requests (which whoever holds a key
 //!   can cause as fast as they can send: a disk write each would let one key's flood of 429s
 //!   slow every other request). They are kept in memory and written by the first call a second
-//!   or more after the last such write (the reference server flushes every second), and when
+//!   (or [`SqliteStore::with_write_behind`]) or more after the last such write (the reference server flushes every second), and when
 //!   the store is dropped or [`SqliteStore::flush`]ed; a crash may lose what was held. A
 //!   `requests` alert that fires is written at once, and a held audit record is written before
 //!   any later one and before the log is read, so the log stays in order and complete to its
