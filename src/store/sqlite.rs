@@ -15,11 +15,11 @@
 //!   key's `last_used_at`, and the audit records of denied requests (which whoever holds a key
 //!   can cause as fast as they can send: a disk write each would let one key's flood of 429s
 //!   slow every other request). They are kept in memory and written by the first call a second
-//!   (or [`SqliteStore::with_write_behind`]) or more after the last such write (the reference server flushes every second), and when
-//!   the store is dropped or [`SqliteStore::flush`]ed; a crash may lose what was held. A
-//!   `requests` alert that fires is written at once, and a held audit record is written before
-//!   any later one and before the log is read, so the log stays in order and complete to its
-//!   readers.
+//!   (or [`SqliteStore::with_write_behind`]) or more after the last such write (the reference
+//!   server flushes every second), and when the store is dropped or [`SqliteStore::flush`]ed; a
+//!   crash may lose what was held. A `requests` alert that fires is written at once, and a held
+//!   audit record is written before any later one and before the log is read, so the log stays
+//!   in order and complete to its readers.
 //! - **Token buckets stay in memory:** a restart refills every key's buckets.
 //! - **One process.** The store caches every key in memory (so that `authorize` never reads
 //!   the disk) and assumes it is the file's only writer: open one file from one process. For
@@ -49,7 +49,7 @@ use crate::users::User;
 use crate::workers::{self, Worker, WorkerStatus};
 
 /// How long the `requests` counters, `last_used_at` and held audit records may stay
-/// unwritten, ms.
+/// unwritten, unless [`SqliteStore::with_write_behind`] says otherwise.
 const WRITE_BEHIND: Duration = Duration::from_secs(1);
 
 /// Audit records held back at most: past this many, they are written at once.
