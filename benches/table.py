@@ -3,9 +3,9 @@
 
 Reads the `BENCH <workload> ours=<x> peer=<y> unit=<u> aim=<text>` lines from the log files
 given as arguments (the Rust benches, the reference server's, and the Node, Python and Go
-benches), and the criterion estimates of the `tokens` group from target/criterion. Prints a Markdown table: workload | ours | peer | ratio | aim. For times (ns)
-the ratio is ours / peer (below 1: we are faster); for rates (ops/s) it is ours / peer (above 1:
-we are faster).
+benches), and the criterion estimates of the `tokens` group from target/criterion. Prints a
+Markdown table: workload | ours | peer | ratio | aim. For times (ns) the ratio is ours / peer
+(below 1: we are faster); for rates (ops/s) it is ours / peer (above 1: we are faster).
 
     python3 benches/table.py target/bench/*.log
 """
