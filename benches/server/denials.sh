@@ -19,7 +19,7 @@ JSON
 # denial_rps NAME: 429s a second on server NAME (every answer past the first five is one).
 denial_rps() {
   local out
-  out=$(wrk -t "$THREADS" -c "$CONNECTIONS" -d "$DURATION" -H "Authorization: Bearer $KEY" "${BASE[$1]}/api/v1/sessions")
+  out=$("${ON_WRK[@]}" wrk -t "$THREADS" -c "$CONNECTIONS" -d "$DURATION" -H "Authorization: Bearer $KEY" "${BASE[$1]}/api/v1/sessions")
   awk '/^Requests\/sec:/ {print $2}' <<<"$out"
 }
 

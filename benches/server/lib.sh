@@ -4,9 +4,23 @@
 # After sourcing: $BIN is the server, $KEY (also exported as ASTACK_KEY, read by the wrk
 # scripts) an admin key, $TMP a scratch folder removed on exit with every server started.
 
-THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-32}
 HERE=benches/server
+
+# PIN=1: the servers on the first half of the cores and wrk on the rest (`taskset`), so that
+# neither takes a core from the other; wrk then runs a thread per core of its own. Otherwise
+# all share every core, and wrk runs two threads.
+if [ "${PIN:-0}" = 1 ]; then
+  CORES=$(nproc)
+  if [ "$CORES" -lt 2 ]; then echo "PIN=1 needs two cores or more" >&2; exit 2; fi
+  ON_SERVER=(taskset -c "0-$((CORES / 2 - 1))")
+  ON_WRK=(taskset -c "$((CORES / 2))-$((CORES - 1))")
+  THREADS=${THREADS:-$((CORES - CORES / 2))}
+else
+  ON_SERVER=()
+  ON_WRK=()
+  THREADS=${THREADS:-2}
+fi
 
 if ! command -v wrk >/dev/null; then
   echo "installing wrk (apt-get)" >&2
@@ -53,7 +67,7 @@ start_server() {
   local args=("$@")
   if [ "${args[*]}" = engine ]; then args=(--memory --config "$TMP/config.json"); fi
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  ASTACK_ADMIN_KEY=$KEY "$BIN" --listen "127.0.0.1:$port" "${args[@]}" >/dev/null 2>>"$TMP/$name.log" &
+  ASTACK_ADMIN_KEY=$KEY "${ON_SERVER[@]}" "$BIN" --listen "127.0.0.1:$port" "${args[@]}" >/dev/null 2>>"$TMP/$name.log" &
   PIDS+=($!)
   BASE[$name]="http://127.0.0.1:$port"
   for _ in $(seq 100); do curl -fs "${BASE[$name]}/healthz" >/dev/null && break; sleep 0.05; done
@@ -61,7 +75,7 @@ start_server() {
 
 rps() { # rps DURATION [wrk args…]: requests/s, after checking that every answer was a success
   local out duration=$1; shift
-  out=$(wrk -t "$THREADS" -c "$CONNECTIONS" -d "$duration" "$@")
+  out=$("${ON_WRK[@]}" wrk -t "$THREADS" -c "$CONNECTIONS" -d "$duration" "$@")
   if grep -q "Non-2xx or 3xx responses" <<<"$out"; then
     echo "error answers during the run:" >&2; echo "$out" >&2; exit 1
   fi
