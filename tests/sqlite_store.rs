@@ -172,7 +172,7 @@ fn written_actions(path: &std::path::Path) -> Vec<String> {
 }
 
 #[test]
-fn a_denial_held_for_the_write_behind_interval_is_written_by_the_next_call_after_it() {
+fn with_no_write_behind_interval_a_denial_is_written_by_its_own_call() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("astack.db");
     let (engine, _store) = engine_over(SqliteStore::open(&path).unwrap().with_write_behind(Duration::ZERO), T0);

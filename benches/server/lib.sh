@@ -7,14 +7,16 @@
 CONNECTIONS=${CONNECTIONS:-32}
 HERE=benches/server
 
-# PIN=1: the servers on the first half of the cores and wrk on the rest (`taskset`), so that
-# neither takes a core from the other; wrk then runs a thread per core of its own. Otherwise
-# all share every core, and wrk runs two threads.
+# PIN=1: the servers on the first half of the cores ($SERVER_CPUS) and wrk on the rest
+# ($WRK_CPUS), with `taskset`, so that neither takes a core from the other; wrk then runs a
+# thread per core of its own. Otherwise all share every core, and wrk runs two threads.
 if [ "${PIN:-0}" = 1 ]; then
   CORES=$(nproc)
   if [ "$CORES" -lt 2 ]; then echo "PIN=1 needs two cores or more" >&2; exit 2; fi
-  ON_SERVER=(taskset -c "0-$((CORES / 2 - 1))")
-  ON_WRK=(taskset -c "$((CORES / 2))-$((CORES - 1))")
+  SERVER_CPUS=0-$((CORES / 2 - 1))
+  WRK_CPUS=$((CORES / 2))-$((CORES - 1))
+  ON_SERVER=(taskset -c "$SERVER_CPUS")
+  ON_WRK=(taskset -c "$WRK_CPUS")
   THREADS=${THREADS:-$((CORES - CORES / 2))}
 else
   ON_SERVER=()

@@ -50,7 +50,7 @@ for k in "${!ALL[@]}"; do R[$k]=$(median ${ALL[$k]}); done
 
 echo
 echo "Reference server throughput: wrk -t$THREADS -c$CONNECTIONS -d$DURATION, median of $ROUNDS rounds, loopback,"
-echo "$(nproc) cores${ON_SERVER:+ (servers on cores ${ON_SERVER[2]}, wrk on ${ON_WRK[2]})} ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "$(nproc) cores${SERVER_CPUS:+ (servers on cores $SERVER_CPUS, wrk on $WRK_CPUS)} ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-28s %14s %15s %7s\n' workload "astack req/s" "ceiling req/s" "ratio (median of rounds' ratios)"
 for w in get post; do
   case $w in get) name="GET /api/v1/sessions/:id";; post) name="POST /api/v1/sessions";; esac
