@@ -37,6 +37,8 @@ AIMS = {
     "python/authorize": ">=5x rate",
     "server/get_session": ">=0.8x rate",
     "server/post_sessions": ">=0.8x rate",
+    "server/get_session_to_no_checks": "(>=0.8x rate)",
+    "server/post_sessions_to_no_checks": "(>=0.8x rate)",
 }
 
 

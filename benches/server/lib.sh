@@ -61,13 +61,14 @@ stop_servers() {
 trap 'stop_servers; rm -rf "$TMP"' EXIT
 
 # start_server NAME [ARGS…]: starts the server with ARGS on a free port; its URL is ${BASE[NAME]}.
-# `engine` as the only ARG means the engine in memory (the comparison is of the engine, not of
-# the disk: SQLite fsyncs each write). The request log is on, as in production, to /dev/null.
+# `engine` as the first ARG means the engine in memory (the comparison is of the engine, not of
+# the disk: SQLite fsyncs each write), the other ARGS after it. The request log is on, as in
+# production, to /dev/null.
 declare -A BASE
 start_server() {
   local name=$1 port; shift
   local args=("$@")
-  if [ "${args[*]}" = engine ]; then args=(--memory --config "$TMP/config.json"); fi
+  if [ "${args[0]:-}" = engine ]; then args=(--memory --config "$TMP/config.json" "${args[@]:1}"); fi
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   ASTACK_ADMIN_KEY=$KEY "${ON_SERVER[@]}" "$BIN" --listen "127.0.0.1:$port" "${args[@]}" >/dev/null 2>>"$TMP/$name.log" &
   PIDS+=($!)

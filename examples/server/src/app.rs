@@ -93,13 +93,13 @@ pub fn set_rate_headers(headers: &mut HeaderMap, rate: &Headers) {
 }
 
 tokio::task_local! {
-    /// The principal [`authorize`] admitted, for the route's handler to take. A task-local
+    /// The principal [`run_as`] hands over, for the route's handler to take. A task-local
     /// rather than a request extension: handing it over allocates nothing and rehashes no map,
-    /// and the handler runs inside [`authorize`]'s future, on the same task.
+    /// and the handler runs inside [`run_as`]'s future, on the same task.
     static PRINCIPAL: Cell<Option<Principal>>;
 }
 
-/// The request's [`Principal`], as [`authorize`] left it: taken, not copied (a copy would touch
+/// The request's [`Principal`], as [`run_as`] left it: taken, not copied (a copy would touch
 /// the key's shared reference count twice more per request).
 pub struct Authorized(pub Principal);
 
@@ -137,8 +137,7 @@ async fn authorized(engine: &Engine, op: Operation, request: Request, next: Next
     match engine.authorize(key, op) {
         Ok(authorization) => {
             let rate = authorization.headers();
-            let principal = Cell::new(Some(authorization.principal));
-            let mut response = PRINCIPAL.scope(principal, next.run(request)).await;
+            let mut response = run_as(authorization.principal, request, next).await;
             set_rate_headers(response.headers_mut(), &rate);
             response
         }
@@ -151,6 +150,11 @@ async fn authorized(engine: &Engine, op: Operation, request: Request, next: Next
             response
         }
     }
+}
+
+/// Runs the rest of `request` (its handler takes `principal` with [`Authorized`]).
+pub async fn run_as(principal: Principal, request: Request, next: Next) -> Response {
+    PRINCIPAL.scope(Cell::new(Some(principal)), next.run(request)).await
 }
 
 async fn not_found() -> ApiError {
@@ -169,7 +173,13 @@ fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
 
 /// The whole application: routes, authorization, fallbacks, panic guard and request log.
 pub fn router(engine: AppState, logger: Logger) -> Router {
-    let api = Router::new()
+    let api = routes().route_layer(middleware::from_fn_with_state(engine, authorize)).with_state(engine);
+    finish(api, logger)
+}
+
+/// Every route of SPEC §3 and §10 with its handler, before any layer.
+pub fn routes() -> Router<AppState> {
+    Router::new()
         .route("/api/v1/sessions", get(h::list_sessions).post(h::create_session))
         .route("/api/v1/sessions/{id}", get(h::get_session).delete(h::terminate_session))
         .route("/api/v1/sessions/{id}/connect", post(h::connect_session))
@@ -186,9 +196,6 @@ pub fn router(engine: AppState, logger: Logger) -> Router {
         .route("/api/v1/audit", get(h::audit))
         .route("/api/v1/metrics", get(h::metrics))
         .route("/healthz", get(h::healthz))
-        .route_layer(middleware::from_fn_with_state(engine, authorize))
-        .with_state(engine);
-    finish(api, logger)
 }
 
 /// The layers every router of this server shares (the ceiling's too): JSON fallbacks, the

@@ -1,10 +1,16 @@
-//! BENCHMARK ONLY (`--no-engine`): the same HTTP stack with the engine taken out, to measure
-//! what the stack itself can serve.
+//! BENCHMARK ONLY: the references the server's throughput is measured against. Never serve
+//! with either: nothing here checks anything.
 //!
-//! The session routes answer canned sessions of the real shape, through the same layers (request
-//! log, panic guard, JSON fallbacks), the same body extractor and the same header writing; only
-//! the engine's work is skipped: no key lookup, no scopes, no rate limits, no state, no token
-//! signing. Nothing here checks anything: never serve with it.
+//! - `--no-engine`: the same HTTP stack with the engine taken out, to measure what the stack
+//!   itself can serve. The session routes answer canned sessions of the real shape, through the
+//!   same layers (request log, panic guard, JSON fallbacks), the same body extractor and the
+//!   same header writing; only the engine's work is skipped: no key lookup, no scopes, no rate
+//!   limits, no state, no token signing.
+//! - `--no-checks`: the same server, engine and routes with the engine's checks switched off.
+//!   Every request that needs a key runs as the admin key, authorized once at start; no
+//!   request's key is looked up, and no scope, rate limit or request count is checked or kept
+//!   ([`astack::Engine::authorize`] is not called). The handlers do all their work: a session
+//!   created is stored, audited and given a signed token.
 //!
 //! Two stand-ins for the engine, to find how much of its work the stack's ceiling allows at a
 //! given ratio (`benches/server/budget.sh`): with `--ceiling-work-ns N`, each session created
@@ -26,9 +32,9 @@ use serde_json::json;
 
 use astack::limits::Headers;
 use astack::session::{CreateSession, CreatedSession, Session, Status};
-use astack::Error;
+use astack::{Error, Principal};
 
-use crate::app::{bearer, set_rate_headers, ApiError};
+use crate::app::{bearer, operation, run_as, set_rate_headers, ApiError, AppState};
 use crate::body::{Id, JsonBody};
 use crate::log::Logger;
 
@@ -94,21 +100,31 @@ async fn read(Id(id): Id) -> Json<Session> {
     Json(session(id, CreateSession::new("user_123")))
 }
 
-/// Parses the bearer key like the real middleware, and sets fixed rate-limit headers.
-async fn headers_only(request: Request, next: Next) -> Response {
-    let healthz = request.extensions().get::<MatchedPath>().is_some_and(|m| m.as_str() == "/healthz");
-    let present = request.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer).is_some();
-    let mut response = if present || healthz {
-        next.run(request).await
-    } else {
-        ApiError(Error::MissingApiKey).into_response()
-    };
+/// Whether the request carries a bearer key (parsed as the real middleware does; not checked).
+fn has_bearer(request: &Request) -> bool {
+    request.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer).is_some()
+}
+
+/// The rate-limit headers the references answer: fixed, as the engine's read under the
+/// benchmark's limits.
+fn fixed_rate_headers(response: &mut Response) {
     let rate = Headers {
         policy: "\"minute\";q=10000000;w=60, \"hour\";q=100000000;w=3600".into(),
         ratelimit: "\"minute\";r=9999999;t=1".into(),
         retry_after: None,
     };
     set_rate_headers(response.headers_mut(), &rate);
+}
+
+/// Asks for a bearer key like the real middleware, and sets fixed rate-limit headers.
+async fn headers_only(request: Request, next: Next) -> Response {
+    let healthz = request.extensions().get::<MatchedPath>().is_some_and(|m| m.as_str() == "/healthz");
+    let mut response = if has_bearer(&request) || healthz {
+        next.run(request).await
+    } else {
+        ApiError(Error::MissingApiKey).into_response()
+    };
+    fixed_rate_headers(&mut response);
     response
 }
 
@@ -122,4 +138,25 @@ pub fn router(logger: Logger, stand_in: StandIn) -> Router {
         .route_layer(middleware::from_fn(headers_only))
         .with_state(stand_in);
     crate::app::finish(routes, logger)
+}
+
+/// `--no-checks`' middleware: a route that needs a key runs as `admin` if the request carries
+/// any bearer key, with fixed rate-limit headers; routes open to all pass through.
+async fn unchecked(State(admin): State<&'static Principal>, request: Request, next: Next) -> Response {
+    let matched = request.extensions().get::<MatchedPath>();
+    if matched.and_then(|m| operation(request.method(), m.as_str())).is_none() {
+        return next.run(request).await;
+    }
+    if !has_bearer(&request) {
+        return ApiError(Error::MissingApiKey).into_response();
+    }
+    let mut response = run_as(admin.clone(), request, next).await;
+    fixed_rate_headers(&mut response);
+    response
+}
+
+/// `--no-checks`' router: every route of the real one, each request run as `admin`.
+pub fn unchecked_router(engine: AppState, admin: &'static Principal, logger: Logger) -> Router {
+    let api = crate::app::routes().route_layer(middleware::from_fn_with_state(admin, unchecked)).with_state(engine);
+    crate::app::finish(api, logger)
 }

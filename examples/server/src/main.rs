@@ -26,7 +26,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use astack::config::{Secret, SigningKeyConfig, StoreConfig, StoreKind};
-use astack::{Config, Engine};
+use astack::{Config, Engine, Operation, Principal};
 use clap::Parser;
 
 /// The reference REST server of astack.
@@ -57,6 +57,12 @@ struct Args {
     /// measure the HTTP stack's own ceiling. Never use it to serve anything.
     #[arg(long, hide = true)]
     no_engine: bool,
+
+    /// Benchmark only: serve with the engine's checks switched off, every request that needs a
+    /// key run as the admin key, unverified: to measure what the checks cost. Never use it to
+    /// serve anything.
+    #[arg(long, hide = true, conflicts_with = "no_engine")]
+    no_checks: bool,
 
     /// Benchmark only, with --no-engine: spin this many nanoseconds in each session created, a
     /// stand-in for the engine's work (benches/server/budget.sh).
@@ -205,10 +211,17 @@ async fn serve(args: Args, engine: Option<&'static Engine>, admin_key: Option<St
                     .await;
                 }
             });
-            app::router(engine, logger)
+            if args.no_checks {
+                ceiling::unchecked_router(engine, admin_principal(engine, admin_key.as_deref())?, logger)
+            } else {
+                app::router(engine, logger)
+            }
         }
         None => ceiling::router(logger, ceiling::StandIn::new(Duration::from_nanos(args.ceiling_work_ns), args.ceiling_keep_bytes)),
     };
+    if args.no_checks {
+        eprintln!("astack-server: BENCHMARK MODE (--no-checks): every request runs as the admin key, no key checked");
+    }
     banner(local, engine.is_some(), admin_key.as_deref());
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
@@ -219,6 +232,17 @@ async fn serve(args: Args, engine: Option<&'static Engine>, admin_key: Option<St
     }
     eprintln!("astack-server: stopped");
     Ok(())
+}
+
+/// The admin key's principal, for `--no-checks`: the key `generated`, else ASTACK_ADMIN_KEY's,
+/// authorized once.
+fn admin_principal(engine: &Engine, generated: Option<&str>) -> Result<&'static Principal, String> {
+    let key = match generated {
+        Some(key) => key.to_owned(),
+        None => env_var("ASTACK_ADMIN_KEY")?.ok_or("no admin key")?,
+    };
+    let authorization = engine.authorize(&key, Operation::Admin).map_err(|denial| format!("the admin key: {}", denial.error))?;
+    Ok(Box::leak(Box::new(authorization.principal)))
 }
 
 /// What a newcomer needs at start: the admin key when generated and curl lines to paste.
