@@ -16,9 +16,9 @@
 
 mod app;
 mod body;
-mod ceiling;
 mod handlers;
 mod log;
+mod references;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -212,12 +212,12 @@ async fn serve(args: Args, engine: Option<&'static Engine>, admin_key: Option<St
                 }
             });
             if args.no_checks {
-                ceiling::unchecked_router(engine, admin_principal(engine, admin_key.as_deref())?, logger)
+                references::unchecked_router(engine, admin_principal(engine, admin_key.as_deref())?, logger)
             } else {
                 app::router(engine, logger)
             }
         }
-        None => ceiling::router(logger, ceiling::StandIn::new(Duration::from_nanos(args.ceiling_work_ns), args.ceiling_keep_bytes)),
+        None => references::ceiling_router(logger, references::StandIn::new(Duration::from_nanos(args.ceiling_work_ns), args.ceiling_keep_bytes)),
     };
     if args.no_checks {
         eprintln!("astack-server: BENCHMARK MODE (--no-checks): every request runs as the admin key, no key checked");

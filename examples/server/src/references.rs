@@ -128,9 +128,9 @@ async fn headers_only(request: Request, next: Next) -> Response {
     response
 }
 
-/// The ceiling's router: the session routes and `/healthz`, canned; creating a session runs
+/// `--no-engine`'s router: the session routes and `/healthz`, canned; creating a session runs
 /// `stand_in` first.
-pub fn router(logger: Logger, stand_in: StandIn) -> Router {
+pub fn ceiling_router(logger: Logger, stand_in: StandIn) -> Router {
     let routes = Router::new()
         .route("/api/v1/sessions", axum::routing::post(create))
         .route("/api/v1/sessions/{id}", get(read))
