@@ -3,7 +3,8 @@
 //! Key entries sit side by side in one [`Slab`], in order of creation; they are found by digest
 //! through 64 shards of positions, each behind a read-write lock that is itself sharded by
 //! thread, so that threads looking keys up never write the same line, and by id through one
-//! index. Sessions are kept in shards too, with slots, worker load and workers in one small
+//! index. Sessions are kept in shards too, each session in a numbered slot that its id names
+//! (the store gives each session its id), with slots, worker load and workers in one small
 //! ledger beside them ([`sessions`]); of ended sessions, about the newest
 //! [`MemoryStore::ENDED_SESSION_CAPACITY`] are kept. The audit log keeps the newest
 //! [`MemoryStore::AUDIT_CAPACITY`] records, packed ([`audit`]).
@@ -11,6 +12,7 @@
 mod audit;
 mod compact;
 mod sessions;
+mod slots;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};

@@ -107,8 +107,9 @@ pub trait Store: Send + Sync + 'static {
     /// fails with `concurrent_session_limit` when the key already has `slot_limit` live
     /// sessions, `no_worker_available` when no worker has room. The store fills in `node_id` and
     /// `worker_url` from [`crate::workers::place`]. The session's id is one the engine made
-    /// (`sess_` and 32 lowercase hex digits): the memory store keys sessions by those 128 bits
-    /// and refuses any other id as an internal error.
+    /// (`sess_` and 32 lowercase hex digits, random); a store may answer the session under
+    /// another id of that form. The memory store does: its ids name the slot where it keeps
+    /// each session, and it refuses an id of any other form as an internal error.
     fn create_session(
         &self,
         session: Session,

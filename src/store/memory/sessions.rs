@@ -1,13 +1,14 @@
 //! The in-memory store's sessions and workers.
 //!
-//! Sessions live in [`SHARDS`] shards by a hash of their id, each behind its own lock with its
-//! sessions' expiry index and its part of each account's list, so that creating, reading and
-//! updating sessions on different shards do not wait for each other. What must be exact across
+//! Sessions live in [`SHARDS`] shards, picked by the engine's random ids, each behind its own
+//! lock with its sessions' expiry index and its part of each account's list, so that creating,
+//! reading and updating sessions on different shards do not wait for each other. What must be exact across
 //! shards is in one small [`Ledger`] behind its own lock: the slots in use per key, the live
 //! sessions per worker, the workers, and the order of creation.
 //!
 //! Sessions are stored packed ([`Compact`]), with their key, account and worker interned per
-//! shard, and keyed by the 128 bits of their id ([`Key`]).
+//! shard, in numbered slots ([`Slots`]) that their ids name ([`Key`]): the table gives each
+//! session it creates its id.
 //!
 //! Live sessions are kept until they end; ended ones only while they are among the newest
 //! [`ENDED_CAPACITY`] to end (each shard keeps its share), so that a long-lived process does not
@@ -18,9 +19,7 @@
 //! change, so every method is atomic and, at every instant a lock holder can see, the slots in
 //! use by a key are its live sessions and a worker's load is the live sessions placed on it.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::hash::BuildHasher;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -29,6 +28,7 @@ use parking_lot::{Mutex, MutexGuard};
 use uuid::Uuid;
 
 use super::compact::{Compact, Owner, Placement};
+use super::slots::{Chunked, MinHeap, Scramble, Slots};
 use crate::error::{Error, Result};
 use crate::session::Session;
 use crate::store::SessionUpdate;
@@ -43,10 +43,11 @@ pub(super) const ENDED_CAPACITY: usize = 100_000;
 /// Maps by id or name: foldhash, seeded per process (SipHash took a tenth of the work here).
 type Map<K, V> = HashMap<K, V, RandomState>;
 
-/// A session id as the table keys it: the 128 bits of the engine's `sess_` + 32 lowercase hex
-/// digits, the only form stored. Sixteen bytes in place of a shared string: nothing allocated
-/// per session, cheap to hash, and a growing map rehashes without reading ids from the heap.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// A session id as the table reads it: the 128 bits of `sess_` + 32 lowercase hex digits, the
+/// only form stored. The table makes the ids of the sessions it keeps: the first 32 bits are
+/// the session's place (its shard and slot), through the table's [`Scramble`]; the other 96
+/// are random (the engine's), and finding a session compares all 128.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Key([u64; 2]);
 
 /// What every session id starts with.
@@ -64,6 +65,17 @@ impl Key {
         Some(Key([(bits >> 64) as u64, bits as u64]))
     }
 
+    /// The key of the session at `place`, with the last 96 bits of `random`.
+    fn new(scramble: Scramble, place: u32, random: Key) -> Key {
+        Key([u64::from(scramble.forward(place)) << 32 | random.0[0] & 0xFFFF_FFFF, random.0[1]])
+    }
+
+    /// The place this key names: a shard ([`SHARDS`] apart) and a slot there.
+    fn place(self, scramble: Scramble) -> (usize, usize) {
+        let place = scramble.backward((self.0[0] >> 32) as u32) as usize;
+        (place % SHARDS, place / SHARDS)
+    }
+
     /// The id this is the key of.
     fn id(self) -> String {
         let bits = u128::from(self.0[0]) << 64 | u128::from(self.0[1]);
@@ -74,22 +86,24 @@ impl Key {
     }
 }
 
-/// A stored session and its place in the order of creation.
+/// A stored session, its key and its place in the order of creation.
 struct Stored {
+    key: Key,
     seq: u64,
     session: Box<Compact>,
 }
 
-/// One shard: its sessions by id, its part of each account's list (oldest first, with each
+/// One shard: its sessions in slots, its part of each account's list (oldest first, with each
 /// session's creation sequence), the expiry index of its live sessions and its ended sessions
 /// in the order they ended.
-#[derive(Default)]
 struct Shard {
-    by_id: Map<Key, Stored>,
+    slots: Slots<Stored>,
+    /// The table's, to find the slot a key names.
+    scramble: Scramble,
     /// May hold forgotten sessions (`forgotten` of them), dropped when they outnumber the rest.
-    by_account: Map<String, Vec<(u64, Key)>>,
+    by_account: Map<String, Chunked<(u64, Key)>>,
     forgotten: usize,
-    expiry: BinaryHeap<Reverse<Due>>,
+    expiry: MinHeap<Due>,
     ended: VecDeque<Key>,
     shared: Interned,
 }
@@ -140,11 +154,43 @@ fn intern<T>(values: &mut Map<String, Arc<T>>, name: &str, fits: impl Fn(&T) -> 
     }
 }
 
+/// The session under `key` in `slots`, if any.
+fn stored(slots: &Slots<Stored>, scramble: Scramble, key: Key) -> Option<&Stored> {
+    slots.get(key.place(scramble).1).filter(|stored| stored.key == key)
+}
+
 impl Shard {
+    fn new(scramble: Scramble) -> Self {
+        Shard {
+            slots: Slots::default(),
+            scramble,
+            by_account: Map::default(),
+            forgotten: 0,
+            expiry: MinHeap::default(),
+            ended: VecDeque::new(),
+            shared: Interned::default(),
+        }
+    }
+
+    /// The session under `key`, if this shard holds it.
+    fn get(&self, key: Key) -> Option<&Stored> {
+        stored(&self.slots, self.scramble, key)
+    }
+
+    fn get_mut(&mut self, key: Key) -> Option<&mut Stored> {
+        self.slots.get_mut(key.place(self.scramble).1).filter(|stored| stored.key == key)
+    }
+
+    /// Forgets the session under `key`, if this shard holds it; its slot is free again.
+    fn remove(&mut self, key: Key) -> Option<Stored> {
+        self.get(key)?;
+        self.slots.remove(key.place(self.scramble).1)
+    }
+
     /// Indexes the expiry of a live session (`next_due` lowered to match).
     fn index_expiry(&mut self, session: &Session, seq: u64, key: Key, next_due: &AtomicU64) {
         if session.is_live() {
-            self.expiry.push(Reverse((session.expires_at, seq, key)));
+            self.expiry.push((session.expires_at, seq, key));
             // A plain load first: new sessions usually expire after the earliest one, and then
             // nothing is written to a line every shard shares.
             if session.expires_at < next_due.load(Ordering::SeqCst) {
@@ -155,14 +201,14 @@ impl Shard {
 
     /// Whether `due` is its session's expiry, the session live.
     fn is_current(&self, (at, seq, key): Due) -> bool {
-        self.by_id.get(&key).is_some_and(|s| s.seq == seq && s.session.is_live() && s.session.expires_at() == at)
+        self.get(key).is_some_and(|s| s.seq == seq && s.session.is_live() && s.session.expires_at() == at)
     }
 
     /// The current entries due at `now`, left in the index, and the earliest expiry indexed
     /// (`u64::MAX` when none). Stale entries met on the way are dropped.
     fn due(&mut self, now: u64) -> (Vec<Due>, u64) {
         let mut due = Vec::new();
-        while let Some(&Reverse(entry)) = self.expiry.peek() {
+        while let Some(entry) = self.expiry.peek() {
             if entry.0 > now && self.is_current(entry) {
                 break;
             }
@@ -174,8 +220,10 @@ impl Shard {
         // An entry is pushed once per expiry, but a session given back an earlier expiry would
         // have two current ones.
         due.dedup();
-        self.expiry.extend(due.iter().copied().map(Reverse));
-        let earliest = self.expiry.peek().map_or(u64::MAX, |Reverse(entry)| entry.0);
+        for &entry in &due {
+            self.expiry.push(entry);
+        }
+        let earliest = self.expiry.peek().map_or(u64::MAX, |entry| entry.0);
         (due, earliest)
     }
 
@@ -183,19 +231,19 @@ impl Shard {
     /// beyond `capacity`.
     fn ended(&mut self, key: Key, capacity: usize) {
         self.ended.push_back(key);
-        let excess = self.ended.len().saturating_sub(capacity);
-        for oldest in self.ended.drain(..excess) {
+        while self.ended.len() > capacity {
+            let Some(oldest) = self.ended.pop_front() else { break };
             // Its expiry entry, if any, is stale already; its place in its account's list goes
             // once the forgotten outnumber the kept (each list sweep is paid for by as many
             // sessions forgotten).
-            if self.by_id.remove(&oldest).is_some() {
+            if self.remove(oldest).is_some() {
                 self.forgotten += 1;
             }
         }
-        if self.forgotten > self.by_id.len() {
-            let by_id = &self.by_id;
+        if self.forgotten > self.slots.len() {
+            let (slots, scramble) = (&self.slots, self.scramble);
             self.by_account.retain(|_, keys| {
-                keys.retain(|(_, key)| by_id.contains_key(key));
+                keys.retain(|&(_, key)| stored(slots, scramble, key).is_some());
                 !keys.is_empty()
             });
             self.forgotten = 0;
@@ -255,8 +303,8 @@ pub(super) struct SessionTable {
     shards: Box<[Mutex<Shard>]>,
     /// Ended sessions each shard keeps.
     ended_per_shard: usize,
-    /// Picks an id's shard.
-    hasher: RandomState,
+    /// Hides each session's place in its id.
+    scramble: Scramble,
     ledger: Mutex<Ledger>,
     /// At most the earliest expiry in any shard's index (`u64::MAX` when none is known), so
     /// that [`SessionTable::due`] answers "nothing due" without a lock. Lowered with each
@@ -267,10 +315,11 @@ pub(super) struct SessionTable {
 
 impl Default for SessionTable {
     fn default() -> Self {
+        let scramble = Scramble::random();
         SessionTable {
-            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::new(scramble))).collect(),
             ended_per_shard: ENDED_CAPACITY / SHARDS,
-            hasher: RandomState::default(),
+            scramble,
             ledger: Mutex::default(),
             next_due: AtomicU64::new(u64::MAX),
         }
@@ -278,22 +327,25 @@ impl Default for SessionTable {
 }
 
 impl SessionTable {
+    /// The shard `key` names.
     fn shard(&self, key: Key) -> MutexGuard<'_, Shard> {
-        self.shards[self.hasher.hash_one(key) as usize % SHARDS].lock()
+        self.shards[key.place(self.scramble).0].lock()
     }
 
     fn all_shards(&self) -> Vec<MutexGuard<'_, Shard>> {
         self.shards.iter().map(|shard| shard.lock()).collect()
     }
 
-    /// [`crate::store::Store::create_session`]; an internal error if the session's id is not of
-    /// the engine's form.
+    /// [`crate::store::Store::create_session`]: the session is kept under an id of the table's
+    /// making, which names its place; the engine's random id picks the shard and gives the new
+    /// id its random bits (an internal error if it is not of the engine's form).
     pub(super) fn create(&self, mut session: Session, slot_limit: u32, default_worker: &Worker) -> Result<Session> {
-        let key = Key::of(&session.id).ok_or_else(|| Error::Internal(format!("{:?} is not a session id the engine makes", session.id)))?;
-        let mut shard = self.shard(key);
-        if shard.by_id.contains_key(&key) {
-            return Err(Error::AlreadyExists { resource: "session" });
-        }
+        let random = Key::of(&session.id).ok_or_else(|| Error::Internal(format!("{:?} is not a session id the engine makes", session.id)))?;
+        let index = (random.0[1] % SHARDS as u64) as usize;
+        let mut shard = self.shards[index].lock();
+        let slot = shard.slots.next();
+        let place = u32::try_from(slot * SHARDS + index).map_err(|_| Error::Internal("the session table is full".into()))?;
+        let key = Key::new(self.scramble, place, random);
         let (seq, placement) = {
             let mut ledger = self.ledger.lock();
             if ledger.slots.get(&session.key_id).copied().unwrap_or(0) >= slot_limit {
@@ -305,6 +357,7 @@ impl SessionTable {
             ledger.created += 1;
             (ledger.created, placement)
         };
+        session.id = key.id();
         session.node_id.clone_from(&placement.node_id);
         session.worker_url.clone_from(&placement.worker_url);
         let owner = shard.shared.owner(&session.key_id, &session.account_id);
@@ -312,17 +365,20 @@ impl SessionTable {
         match shard.by_account.get_mut(session.account_id.as_str()) {
             Some(keys) => keys.push((seq, key)),
             None => {
-                shard.by_account.insert(session.account_id.clone(), vec![(seq, key)]);
+                let mut keys = Chunked::default();
+                keys.push((seq, key));
+                shard.by_account.insert(session.account_id.clone(), keys);
             }
         }
-        shard.by_id.insert(key, Stored { seq, session: Box::new(Compact::new(&session, owner, placement)) });
+        let filled = shard.slots.insert(Stored { key, seq, session: Box::new(Compact::new(&session, owner, placement)) });
+        debug_assert_eq!(filled, slot);
         Ok(session)
     }
 
     /// [`crate::store::Store::session`].
     pub(super) fn get(&self, id: &str) -> Option<Session> {
         let key = Key::of(id)?;
-        self.shard(key).by_id.get(&key).map(|stored| stored.session.session(id.to_owned()))
+        self.shard(key).get(key).map(|stored| stored.session.session(id.to_owned()))
     }
 
     /// [`crate::store::Store::update_session`].
@@ -330,7 +386,7 @@ impl SessionTable {
         let Some(key) = Key::of(id) else { return Ok(None) };
         let mut guard = self.shard(key);
         let shard = &mut *guard;
-        let Some(stored) = shard.by_id.get(&key) else { return Ok(None) };
+        let Some(stored) = shard.get(key) else { return Ok(None) };
         let seq = stored.seq;
         let before = &stored.session;
         let mut updated = before.session(id.to_owned());
@@ -360,7 +416,7 @@ impl SessionTable {
             // The old entry, if any, is stale from now on.
             shard.index_expiry(&updated, seq, key, &self.next_due);
         }
-        if let Some(stored) = shard.by_id.get_mut(&key) {
+        if let Some(stored) = shard.get_mut(key) {
             *stored.session = Compact::new(&updated, owner, placement);
         }
         if was_live && !updated.is_live() {
@@ -376,12 +432,12 @@ impl SessionTable {
         for shard in &shards {
             match account {
                 Some(account) => {
-                    let keys = shard.by_account.get(account).map_or(&[][..], Vec::as_slice);
                     // Newest first, past any forgotten.
-                    let kept = keys.iter().rev().filter_map(|&(seq, key)| Some((seq, key, &*shard.by_id.get(&key)?.session)));
+                    let keys = shard.by_account.get(account).into_iter().flat_map(|keys| keys.iter().rev());
+                    let kept = keys.filter_map(|&(seq, key)| Some((seq, key, &*shard.get(key)?.session)));
                     found.extend(kept.take(limit));
                 }
-                None => found.extend(shard.by_id.iter().map(|(&key, stored)| (stored.seq, key, &*stored.session))),
+                None => found.extend(shard.slots.values().map(|stored| (stored.seq, stored.key, &*stored.session))),
             }
         }
         found.sort_unstable_by_key(|(seq, _, _)| std::cmp::Reverse(*seq));
@@ -453,7 +509,7 @@ mod tests {
         Worker { node_id: "w".into(), url: "ws://w".into(), capacity: 100, draining: false }
     }
 
-    /// The id of the `n`th test session, of the engine's form.
+    /// The engine's id of the `n`th test session (of its form; the table gives each its own).
     fn id(n: u32) -> String {
         format!("sess_{n:032x}")
     }
@@ -479,22 +535,36 @@ mod tests {
         }
     }
 
+    /// Creates the `n`th test session under a slot limit of `limit`; the id the table gave it.
+    fn make(table: &SessionTable, n: u32, account: &str, expires_at: u64, limit: u32) -> String {
+        let roomy = Worker { capacity: 1_000, ..worker() };
+        table.create(session(n, account, expires_at), limit, &roomy).unwrap().id
+    }
+
     fn ids(sessions: Vec<Session>) -> Vec<String> {
         sessions.into_iter().map(|s| s.id).collect()
     }
 
-    fn nths(ns: &[u32]) -> Vec<String> {
-        ns.iter().copied().map(id).collect()
+    /// The ids in `made` at `ns`.
+    fn pick(made: &[String], ns: &[usize]) -> Vec<String> {
+        ns.iter().map(|&n| made[n].clone()).collect()
+    }
+
+    fn end(table: &SessionTable, id: &str) {
+        table
+            .update(id, &mut |s| {
+                s.terminate(10);
+                Ok(())
+            })
+            .unwrap();
     }
 
     #[test]
     fn lists_newest_first_across_shards() {
         let table = SessionTable::default();
-        for n in 0..40 {
-            table.create(session(n, if n % 2 == 0 { "a" } else { "b" }, 1_000), 100, &worker()).unwrap();
-        }
-        assert_eq!(ids(table.list(Some("a"), 3)), nths(&[38, 36, 34]));
-        assert_eq!(ids(table.list(None, 2)), nths(&[39, 38]));
+        let made: Vec<String> = (0..40).map(|n| make(&table, n, if n % 2 == 0 { "a" } else { "b" }, 1_000, 100)).collect();
+        assert_eq!(ids(table.list(Some("a"), 3)), pick(&made, &[38, 36, 34]));
+        assert_eq!(ids(table.list(None, 2)), pick(&made, &[39, 38]));
         assert_eq!(table.list(Some("b"), 100).len(), 20);
     }
 
@@ -502,16 +572,10 @@ mod tests {
     fn slots_and_load_follow_liveness_and_the_limit_is_exact() {
         let table = SessionTable::default();
         table.insert_worker(worker()).unwrap();
-        for n in 0..3 {
-            table.create(session(n, "a", 1_000), 3, &worker()).unwrap();
-        }
+        let made: Vec<String> = (0..3).map(|n| table.create(session(n, "a", 1_000), 3, &worker()).unwrap().id).collect();
         let refused = table.create(session(3, "a", 1_000), 3, &worker());
         assert!(matches!(refused, Err(Error::ConcurrentSessionLimit { limit: 3 })));
-        table.update(&id(1), &mut |s| {
-            s.terminate(10);
-            Ok(())
-        })
-        .unwrap();
+        end(&table, &made[1]);
         assert_eq!(table.slots_in_use("key"), 2);
         assert_eq!(table.workers()[0].active_sessions, 2);
         table.create(session(3, "a", 1_000), 3, &worker()).unwrap();
@@ -522,42 +586,38 @@ mod tests {
     fn due_follows_every_expiry_change() {
         let table = SessionTable::default();
         assert!(table.due(u64::MAX - 1).is_empty());
-        table.create(session(1, "a", 500), 10, &worker()).unwrap();
-        table.create(session(2, "a", 300), 10, &worker()).unwrap();
+        let one = make(&table, 1, "a", 500, 10);
+        let two = make(&table, 2, "a", 300, 10);
         assert!(table.due(299).is_empty());
-        assert_eq!(table.due(500), nths(&[2, 1]));
-        table.update(&id(2), &mut |s| {
+        assert_eq!(table.due(500), [two.clone(), one.clone()]);
+        table.update(&two, &mut |s| {
             s.expire_if_due(300);
             Ok(())
         })
         .unwrap();
-        assert_eq!(table.due(500), nths(&[1]));
+        assert_eq!(table.due(500), std::slice::from_ref(&one));
         // Connecting moves the expiry later; the index follows.
-        table.update(&id(1), &mut |s| s.connect(400, 1_000)).unwrap();
+        table.update(&one, &mut |s| s.connect(400, 1_000)).unwrap();
         assert!(table.due(1_399).is_empty());
-        assert_eq!(table.due(1_400), nths(&[1]));
+        assert_eq!(table.due(1_400), [one]);
     }
 
     #[test]
     fn stale_expiry_entries_are_never_due_and_none_is_due_twice() {
         let table = SessionTable::default();
-        table.create(session(1, "a", 100), 10, &worker()).unwrap();
-        table.create(session(2, "a", 100), 10, &worker()).unwrap();
+        let one = make(&table, 1, "a", 100, 10);
+        let two = make(&table, 2, "a", 100, 10);
         // Ended: its entry is stale.
-        table.update(&id(1), &mut |s| {
-            s.terminate(50);
-            Ok(())
-        })
-        .unwrap();
+        end(&table, &one);
         // Changed, its expiry kept: nothing new indexed.
-        table.update(&id(2), &mut |s| {
+        table.update(&two, &mut |s| {
             s.metadata = serde_json::json!({"k": 1});
             Ok(())
         })
         .unwrap();
-        assert_eq!(table.due(100), nths(&[2]));
-        assert_eq!(table.due(100), nths(&[2]), "due until expired");
-        table.update(&id(2), &mut |s| {
+        assert_eq!(table.due(100), std::slice::from_ref(&two));
+        assert_eq!(table.due(100), std::slice::from_ref(&two), "due until expired");
+        table.update(&two, &mut |s| {
             s.expire_if_due(100);
             Ok(())
         })
@@ -566,53 +626,78 @@ mod tests {
         assert_eq!(table.next_due.load(Ordering::SeqCst), u64::MAX);
     }
 
-    fn end(table: &SessionTable, n: u32) {
-        table
-            .update(&id(n), &mut |s| {
-                s.terminate(10);
-                Ok(())
-            })
-            .unwrap();
-    }
-
     #[test]
     fn only_the_newest_ended_sessions_of_each_shard_are_kept() {
         let table = SessionTable { ended_per_shard: 2, ..SessionTable::default() };
-        let roomy = Worker { capacity: 1_000, ..worker() };
-        for n in 0..200 {
-            table.create(session(n, if n % 2 == 0 { "a" } else { "b" }, 1_000), 1_000, &roomy).unwrap();
-        }
+        let made: Vec<String> = (0..200).map(|n| make(&table, n, if n % 2 == 0 { "a" } else { "b" }, 1_000, 1_000)).collect();
         // All but the last 10 end, in the order they were made.
         let mut ended_by_shard = vec![Vec::new(); SHARDS];
-        for n in 0..190 {
-            end(&table, n);
-            ended_by_shard[table.hasher.hash_one(Key::of(&id(n)).unwrap()) as usize % SHARDS].push(n);
+        for (n, id) in made.iter().enumerate().take(190) {
+            end(&table, id);
+            ended_by_shard[Key::of(id).unwrap().place(table.scramble).0].push(n);
         }
-        let kept: Vec<u32> = (0..200).filter(|&n| table.get(&id(n)).is_some()).collect();
-        let mut expected: Vec<u32> = ended_by_shard.iter().flat_map(|ns| ns.iter().rev().take(2).copied()).chain(190..200).collect();
+        let kept: Vec<usize> = (0..200).filter(|&n| table.get(&made[n]).is_some()).collect();
+        let mut expected: Vec<usize> = ended_by_shard.iter().flat_map(|ns| ns.iter().rev().take(2).copied()).chain(190..200).collect();
         expected.sort_unstable();
         assert_eq!(kept, expected);
         // The forgotten are gone from every view; the live keep their slots.
         let forgotten = (0..190).find(|n| !kept.contains(n)).unwrap();
-        assert!(table.update(&id(forgotten), &mut |_| Ok(())).unwrap().is_none());
-        let newest_a: Vec<String> = kept.iter().rev().filter(|&&n| n % 2 == 0).map(|&n| id(n)).collect();
+        assert!(table.update(&made[forgotten], &mut |_| Ok(())).unwrap().is_none());
+        let newest_a: Vec<String> = kept.iter().rev().filter(|&&n| n % 2 == 0).map(|&n| made[n].clone()).collect();
         assert_eq!(ids(table.list(Some("a"), 1_000)), newest_a);
         assert_eq!(ids(table.list(Some("a"), 3)), newest_a[..3]);
         assert_eq!(table.list(None, 1_000).len(), kept.len());
         assert_eq!(table.slots_in_use("key"), 10);
         // The account lists were swept as the forgotten came to outnumber the kept.
-        let listed: usize = table.shards.iter().map(|s| s.lock().by_account.values().map(Vec::len).sum::<usize>()).sum();
+        let listed: usize = table.shards.iter().map(|s| s.lock().by_account.values().map(Chunked::len).sum::<usize>()).sum();
         assert!(listed <= 2 * kept.len(), "{listed} listed for {} kept", kept.len());
     }
 
     #[test]
     fn an_account_list_reaches_past_its_forgotten_newest() {
         let table = SessionTable { ended_per_shard: 0, ..SessionTable::default() };
-        table.create(session(1, "a", 1_000), 10, &worker()).unwrap();
-        table.create(session(2, "a", 1_000), 10, &worker()).unwrap();
-        end(&table, 2);
-        assert!(table.get(&id(2)).is_none());
-        assert_eq!(ids(table.list(Some("a"), 1)), nths(&[1]));
+        let one = make(&table, 1, "a", 1_000, 10);
+        let two = make(&table, 2, "a", 1_000, 10);
+        end(&table, &two);
+        assert!(table.get(&two).is_none());
+        assert_eq!(ids(table.list(Some("a"), 1)), [one]);
+    }
+
+    #[test]
+    fn a_forgotten_sessions_slot_goes_to_a_new_session_and_its_id_finds_nothing() {
+        let table = SessionTable { ended_per_shard: 0, ..SessionTable::default() };
+        // The engine's ids 16 apart pick the same shard.
+        let old = make(&table, 16, "a", 1_000, 10);
+        end(&table, &old);
+        let new = make(&table, 32, "b", 1_000, 10);
+        let place = |id: &str| Key::of(id).unwrap().place(table.scramble);
+        assert_eq!(place(&new), place(&old), "the freed slot is taken again");
+        assert_ne!(new, old);
+        assert!(table.get(&old).is_none());
+        assert!(table.update(&old, &mut |_| Ok(())).unwrap().is_none());
+        assert_eq!(table.get(&new).map(|s| s.account_id), Some("b".into()));
+        assert_eq!(ids(table.list(Some("a"), 10)), Vec::<String>::new());
+    }
+
+    #[test]
+    fn ids_name_their_place_and_all_their_bits_count() {
+        let table = SessionTable::default();
+        let made: Vec<String> = (0..100).map(|n| make(&table, n, "a", 1_000, 1_000)).collect();
+        let mut unique = made.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), made.len());
+        for id in &made {
+            let key = Key::of(id).unwrap();
+            let (shard, slot) = key.place(table.scramble);
+            assert!(shard < SHARDS && slot < 100, "{id}: {shard}, {slot}");
+            // The same place with any other bits is no session.
+            for bit in [0, 31, 64, 127] {
+                let bits = (u128::from(key.0[0]) << 64 | u128::from(key.0[1])) ^ 1 << bit;
+                let forged = Key([(bits >> 64) as u64, bits as u64]);
+                assert!(table.get(&forged.id()).is_none(), "{id} with bit {bit} flipped");
+            }
+        }
     }
 
     #[test]
