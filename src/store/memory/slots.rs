@@ -204,8 +204,9 @@ impl<T: Copy + Ord> MinHeap<T> {
 
 /// A permutation of the 32-bit numbers, drawn at random for each table: a four-round Feistel
 /// network on 16-bit halves. Session ids carry their place through it, so that the ids of
-/// sessions made one after the other do not count up (and say nothing of how many sessions
-/// the process has made).
+/// sessions made one after the other do not count up. It obscures, it does not encrypt: a
+/// session id is not a secret (its token is), and a patient reader of many ids might still
+/// learn roughly how busy the table is.
 #[derive(Clone, Copy)]
 pub(super) struct Scramble([u32; 4]);
 
