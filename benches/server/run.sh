@@ -74,8 +74,8 @@ echo
 for w in get post; do
   case $w in get) workload=server/get_session;; post) workload=server/post_sessions;; esac
   for ref in ceiling no-checks; do
-    suffix=${ref/ceiling/}
+    case $ref in ceiling) row=$workload;; no-checks) row=${workload}_to_no_checks;; esac
     peer=$(python3 -c "print(round(${R[engine,$w]}/${R[ratio-$ref,$w]}, 2))")
-    echo "BENCH $workload${suffix:+_to_no_checks} ours=${R[engine,$w]} peer=$peer unit=ops/s aim=>=0.8x"
+    echo "BENCH $row ours=${R[engine,$w]} peer=$peer unit=ops/s aim=>=0.8x"
   done
 done

@@ -183,8 +183,11 @@ impl Shard {
 
     /// Forgets the session under `key`, if this shard holds it; its slot is free again.
     fn remove(&mut self, key: Key) -> Option<Stored> {
-        self.get(key)?;
-        self.slots.remove(key.place(self.scramble).1)
+        let slot = key.place(self.scramble).1;
+        if self.slots.get(slot)?.key != key {
+            return None;
+        }
+        self.slots.remove(slot)
     }
 
     /// Indexes the expiry of a live session (`next_due` lowered to match).

@@ -142,8 +142,10 @@ impl<T: Copy> Chunked<T> {
                 kept += 1;
             }
         }
-        while self.len() > kept {
-            self.pop();
+        let chunks = kept.div_ceil(CHUNK);
+        self.chunks.truncate(chunks);
+        if let Some(last) = self.chunks.last_mut() {
+            last.truncate(kept - (chunks - 1) * CHUNK);
         }
     }
 }
@@ -263,6 +265,23 @@ mod tests {
         assert_eq!((slots.get(5), slots.get(CHUNK + 1)), (Some(&201), Some(&100)));
         assert_eq!(slots.values().count(), slots.len());
         assert_eq!(slots.values().take(6).copied().collect::<Vec<_>>(), [0, 1, 2, 3, 4, 201]);
+    }
+
+    #[test]
+    fn retain_across_chunks_keeps_the_kept_in_order() {
+        for (len, keep) in [(3 * CHUNK + 5, 2), (CHUNK, 1), (2 * CHUNK, 2), (CHUNK + 1, 7), (5, 9)] {
+            let mut list = Chunked::default();
+            (0..len).for_each(|n| list.push(n));
+            list.retain(|&n| n % keep == 0);
+            let expected: Vec<usize> = (0..len).filter(|n| n % keep == 0).collect();
+            assert_eq!((list.len(), list.iter().copied().collect::<Vec<_>>()), (expected.len(), expected.clone()));
+            list.push(usize::MAX);
+            assert_eq!(list.iter().last(), Some(&usize::MAX), "pushing after a retain of {len} by {keep}");
+        }
+        let mut list = Chunked::default();
+        (0..CHUNK + 1).for_each(|n| list.push(n));
+        list.retain(|_| false);
+        assert!(list.is_empty() && list.pop().is_none());
     }
 
     #[test]
