@@ -81,6 +81,9 @@ impl<T> Slots<T> {
 /// doubles into new memory, copying every element, and a list of hundreds of thousands of
 /// entries pays for that copy and the fresh pages under it.
 pub(super) struct Chunked<T> {
+    /// Every chunk but the last is full. The last may be empty: [`Chunked::pop`] keeps a chunk
+    /// it emptied for the next push, so that a list going back and forth across a chunk's edge
+    /// does not free and allocate that chunk each time.
     chunks: Vec<Vec<T>>,
 }
 
@@ -111,12 +114,11 @@ impl<T: Copy> Chunked<T> {
     }
 
     pub(super) fn pop(&mut self) -> Option<T> {
-        let last = self.chunks.last_mut()?;
-        let value = last.pop();
-        if last.is_empty() {
+        if self.chunks.last().is_some_and(Vec::is_empty) {
+            // The spare an earlier pop kept: one is enough.
             self.chunks.pop();
         }
-        value
+        self.chunks.last_mut()?.pop()
     }
 
     fn get(&self, i: usize) -> T {
@@ -282,6 +284,22 @@ mod tests {
         (0..CHUNK + 1).for_each(|n| list.push(n));
         list.retain(|_| false);
         assert!(list.is_empty() && list.pop().is_none());
+    }
+
+    #[test]
+    fn a_chunk_emptied_by_pop_is_kept_for_the_next_push() {
+        let mut list = Chunked::default();
+        (0..CHUNK + 1).for_each(|n| list.push(n));
+        let second = list.chunks[1].as_ptr();
+        for _ in 0..3 {
+            assert_eq!(list.pop(), Some(CHUNK));
+            assert_eq!((list.len(), list.chunks.len()), (CHUNK, 2), "the emptied chunk is kept");
+            list.push(CHUNK);
+            assert_eq!(list.chunks[1].as_ptr(), second, "and filled again, not allocated anew");
+        }
+        assert_eq!((list.pop(), list.pop()), (Some(CHUNK), Some(CHUNK - 1)));
+        assert_eq!((list.len(), list.chunks.len()), (CHUNK - 1, 1), "one spare at most");
+        assert!(list.iter().copied().eq(0..CHUNK - 1));
     }
 
     #[test]
