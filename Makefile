@@ -68,7 +68,8 @@ test-rust: redis-server
 redis-server:
 	@command -v redis-server >/dev/null || { apt-get update && apt-get install -y redis-server; }
 
-## The reference server over real HTTP: pytest and schemathesis against the running binary.
+## The reference server over real HTTP: pytest and schemathesis against the running binary;
+## and `make bench`'s table (benches/test_table.py).
 VENV ?= .venv
 $(VENV)/.installed:
 	python3 -m venv $(VENV)
@@ -77,7 +78,7 @@ $(VENV)/.installed:
 
 test-server: $(VENV)/.installed redis-server
 	$(CARGO) build -p astack-server
-	$(VENV)/bin/pytest examples/server/tests -q
+	$(VENV)/bin/pytest examples/server/tests benches/test_table.py -q
 
 
 ## The C ABI: the header is up to date, compiles as C99 and C++11, and the programs of tests/c

@@ -4,8 +4,10 @@
 Reads the `BENCH <workload> ours=<x> peer=<y> unit=<u> aim=<text>` lines from the log files
 given as arguments (the Rust benches, the reference server's, and the Node, Python and Go
 benches), and the criterion estimates of the `tokens` group from target/criterion. Prints a
-Markdown table: workload | ours | peer | ratio | aim. For times (ns) the ratio is ours / peer
-(below 1: we are faster); for rates (ops/s) it is ours / peer (above 1: we are faster).
+Markdown table: workload | ours | peer | ratio | aim | met. For times (ns) the ratio is ours /
+peer (below 1: we are faster); for rates (ops/s) it is ours / peer (above 1: we are faster).
+`met` says whether this run meets the row's aim (`yes` or `NO`), in parentheses for an aim
+given only for reference, and is empty for a row without one.
 
     python3 benches/table.py target/bench/*.log
 """
@@ -16,6 +18,9 @@ import re
 import sys
 
 LINE = re.compile(r"^BENCH (\S+) ours=(\S+) peer=(\S+) unit=(\S+) aim=(\S*)\s*$")
+
+# An aim's bound: `<1x time`, `>=0.8x rate`, `1M/1k <=2x`, `<=256 B`, `(>=1.8x)`.
+BOUND = re.compile(r"^(\()?(?:\S+ )?(<=|>=|<|>)([\d.]+)(x|B)?")
 
 # Criterion rows: workload, our bench id, the peer's bench id, unit, aim.
 CRITERION = [
@@ -64,6 +69,19 @@ def fmt(value, unit):
     return f"{value:.2f}{unit}"
 
 
+def met(aim, ours, ratio, unit):
+    """Whether `ours` (a count, bytes or a ratio of its own) or else `ratio` meets `aim`:
+    `yes`, `NO`, the same in parentheses for an aim in parentheses, or `` without a bound."""
+    m = BOUND.match(aim)
+    value = ours if unit in ("B", "x") else ratio
+    if not m or value is None:
+        return ""
+    reference, op, bound = m.group(1), m.group(2), float(m.group(3))
+    ok = {"<": value < bound, "<=": value <= bound, ">": value > bound, ">=": value >= bound}[op]
+    verdict = "yes" if ok else "NO"
+    return f"({verdict})" if reference else verdict
+
+
 def main(paths):
     root = os.environ.get("CRITERION_DIR", "target/criterion")
     rows = []
@@ -91,18 +109,16 @@ def main(paths):
     rank = lambda w: next((i for i, p in enumerate(order) if w.startswith(p)), len(order))
     rows += sorted(((w, *v) for w, v in seen.items()), key=lambda r: rank(r[0]))
 
-    print("| workload | ours | peer | ratio | aim |")
-    print("|---|---:|---:|---:|---|")
+    print("| workload | ours | peer | ratio | aim | met |")
+    print("|---|---:|---:|---:|---|---|")
     for workload, ours, peer, unit, aim in rows:
-        if unit in ("ns", "ops/s") and peer:
-            ratio = f"{ours / peer:.2f}x"
-        else:
-            ratio = "-"
+        quotient = ours / peer if unit in ("ns", "ops/s") and peer else None
+        ratio = "-" if quotient is None else f"{quotient:.2f}x"
         if unit == "x":
             ours_text, peer_text = f"{ours:.2f}x", ("-" if peer is None else f"{peer:.2f}x")
         else:
             ours_text, peer_text = fmt(ours, unit), fmt(peer, unit)
-        print(f"| {workload} | {ours_text} | {peer_text} | {ratio} | {aim} |")
+        print(f"| {workload} | {ours_text} | {peer_text} | {ratio} | {aim} | {met(aim, ours, quotient, unit)} |")
 
 
 if __name__ == "__main__":

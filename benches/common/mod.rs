@@ -29,9 +29,11 @@ pub fn smoke() -> bool {
 }
 
 /// One line for `benches/table.py`: `BENCH <workload> ours=<x> peer=<y> unit=<u> aim=<text>`.
+/// Ratios (unit `x`) to three places, so that the table can tell 1.79x from an aim of 1.8x.
 pub fn report(workload: &str, ours: f64, peer: Option<f64>, unit: &str, aim: &str) {
-    let peer = peer.map_or_else(|| "-".to_owned(), |p| format!("{p:.1}"));
-    println!("BENCH {workload} ours={ours:.1} peer={peer} unit={unit} aim={aim}");
+    let places = if unit == "x" { 3 } else { 1 };
+    let peer = peer.map_or_else(|| "-".to_owned(), |p| format!("{p:.places$}"));
+    println!("BENCH {workload} ours={ours:.places$} peer={peer} unit={unit} aim={aim}");
 }
 
 /// Resident set size of this process, in bytes.
