@@ -71,7 +71,7 @@ def fmt(value, unit):
 
 def met(aim, ours, ratio, unit):
     """Whether `ours` (a count, bytes or a ratio of its own) or else `ratio` meets `aim`:
-    `yes`, `NO`, the same in parentheses for an aim in parentheses, or `` without a bound."""
+    `yes`, `NO`, the same in parentheses for an aim in parentheses, or empty without a bound."""
     m = BOUND.match(aim)
     value = ours if unit in ("B", "x") else ratio
     if not m or value is None:
