@@ -554,24 +554,8 @@ impl Engine {
         let limits = principal.entry.record.limits().resolve(&self.config.limits);
         let now = self.now();
         let (key_id, account_id) = principal.with_ids(|key, account| (key.to_owned(), account.to_owned()));
-        let session = Session {
-            id: new_id("sess_"),
-            account_id,
-            status: Status::Pending,
-            end_user_id: request.end_user_id,
-            connection_type: request.connection_type,
-            quality: request.quality,
-            features: request.features,
-            metadata: request.metadata.unwrap_or_else(|| json!({})),
-            key_id,
-            node_id: String::new(),
-            worker_url: String::new(),
-            created_at: now,
-            expires_at: now.saturating_add(self.config.sessions.pending_ttl_seconds * 1000),
-            connected_at: None,
-            ended_at: None,
-            end_reason: None,
-        };
+        let expires_at = now.saturating_add(self.config.sessions.pending_ttl_seconds * 1000);
+        let session = Session::pending(new_id("sess_"), account_id, key_id, request, now, expires_at);
         self.sweep()?;
         let session = self.store.create_session(session, limits.concurrent_sessions, &self.config.default_worker)?;
         /// `session.created`'s detail (a struct: this is the hot path).

@@ -197,6 +197,30 @@ pub struct Session {
 }
 
 impl Session {
+    /// A new session of `request`, made by the key `key_id` of `account_id`: `PENDING` from
+    /// `created_at` until `expires_at`, not yet placed on a worker (`node_id` and `worker_url`
+    /// empty); metadata left out is `{}`.
+    pub fn pending(id: String, account_id: String, key_id: String, request: CreateSession, created_at: u64, expires_at: u64) -> Self {
+        Session {
+            id,
+            account_id,
+            status: Status::Pending,
+            end_user_id: request.end_user_id,
+            connection_type: request.connection_type,
+            quality: request.quality,
+            features: request.features,
+            metadata: request.metadata.unwrap_or_else(|| Value::Object(Default::default())),
+            key_id,
+            node_id: String::new(),
+            worker_url: String::new(),
+            created_at,
+            expires_at,
+            connected_at: None,
+            ended_at: None,
+            end_reason: None,
+        }
+    }
+
     /// Whether it holds a concurrent-session slot (PENDING or ACTIVE).
     pub fn is_live(&self) -> bool {
         !self.status.is_final()

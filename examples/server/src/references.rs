@@ -28,10 +28,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::json;
 
 use astack::limits::Headers;
-use astack::session::{CreateSession, CreatedSession, Session, Status};
+use astack::session::{CreateSession, CreatedSession, Session};
 use astack::{Error, Principal};
 
 use crate::app::{bearer, operation, run_as, set_rate_headers, ApiError, AppState};
@@ -42,23 +41,11 @@ use crate::log::Logger;
 const TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6ImRlZmF1bHQifQ.eyJpc3MiOiJhc3RhY2siLCJzdWIiOiJzZXNzXzAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwIiwiYXVkIjoibG9jYWwiLCJhY2MiOiJkZWZhdWx0IiwidWlkIjoidXNlcl8xMjMiLCJmZWF0dXJlcyI6WyJ2aXNpb24iLCJ0cmFuc2NyaXB0aW9uIl0sInF1YWxpdHkiOiJoaWdoIiwiaWF0IjoxNzAwMDAwMDAwLCJuYmYiOjE3MDAwMDAwMDAsImV4cCI6MTcwMDAwMDMwMCwianRpIjoiMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAifQ.c2lnbmF0dXJlLXNpZ25hdHVyZS1zaWduYXR1cmUtc2k";
 
 fn session(id: String, request: CreateSession) -> Session {
+    let key_id = "key_00000000000000000000000000000000".into();
     Session {
-        id,
-        account_id: "default".into(),
-        status: Status::Pending,
-        end_user_id: request.end_user_id,
-        connection_type: request.connection_type,
-        quality: request.quality,
-        features: request.features,
-        metadata: request.metadata.unwrap_or_else(|| json!({})),
-        key_id: "key_00000000000000000000000000000000".into(),
         node_id: "local".into(),
         worker_url: "ws://127.0.0.1:8081".into(),
-        created_at: 1_700_000_000_000,
-        expires_at: 1_700_000_300_000,
-        connected_at: None,
-        ended_at: None,
-        end_reason: None,
+        ..Session::pending(id, "default".into(), key_id, request, 1_700_000_000_000, 1_700_000_300_000)
     }
 }
 
