@@ -2,9 +2,9 @@
 //!
 //! Sessions live in [`SHARDS`] shards, picked by the engine's random ids, each behind its own
 //! lock with its sessions' expiry index and its part of each account's list, so that creating,
-//! reading and updating sessions on different shards do not wait for each other. What must be exact across
-//! shards is in one small [`Ledger`] behind its own lock: the slots in use per key, the live
-//! sessions per worker, the workers, and the order of creation.
+//! reading and updating sessions on different shards do not wait for each other. What must be
+//! exact across shards is in one small [`Ledger`] behind its own lock: the slots in use per key,
+//! the live sessions per worker, the workers, and the order of creation.
 //!
 //! Sessions are stored packed ([`Compact`]), with their key, account and worker interned per
 //! shard, in numbered slots ([`Slots`]) that their ids name ([`Key`]): the table gives each
