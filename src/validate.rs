@@ -22,6 +22,12 @@ pub fn from_json<T: DeserializeOwned>(
     json: &str,
     make_error: fn(String, String) -> Error,
 ) -> Result<T> {
+    from_value(parse(json, make_error)?, make_error)
+}
+
+/// Parses a JSON document into a [`Value`] as [`from_json`] does (a repeated member name is
+/// refused, naming it), for a caller that looks at the document before it deserializes it.
+pub fn parse(json: &str, make_error: fn(String, String) -> Error) -> Result<Value> {
     let malformed = |e: &serde_json::Error| make_error("body".into(), clean_message(&format!("malformed JSON: {e}")));
     let mut parser = serde_json::Deserializer::from_str(json);
     let value = match serde_path_to_error::deserialize::<_, Strict>(&mut parser) {
@@ -30,7 +36,7 @@ pub fn from_json<T: DeserializeOwned>(
         Err(e) => return Err(malformed(e.inner())),
     };
     parser.end().map_err(|e| malformed(&e))?;
-    from_value(value, make_error)
+    Ok(value)
 }
 
 /// A JSON value read by a parser that refuses repeated member names.
@@ -195,8 +201,12 @@ pub fn printable(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn parse(json: &str) -> Result<Value> {
-        from_json(json, |field, message| Error::InvalidRequest { field, message })
+    /// [`parse`], checked against [`from_json`] into a `Value`: the two must agree.
+    fn read(json: &str) -> Result<Value> {
+        let make_error = |field, message| Error::InvalidRequest { field, message };
+        let parsed = parse(json, make_error);
+        assert_eq!(format!("{parsed:?}"), format!("{:?}", from_json::<Value>(json, make_error)), "{json:.20}");
+        parsed
     }
 
     fn field(error: Error) -> String {
@@ -208,20 +218,20 @@ mod tests {
 
     #[test]
     fn repeated_member_names_are_refused_and_named() {
-        assert_eq!(field(parse(r#"{"end_user_id":"a","end_user_id":"b"}"#).unwrap_err()), "end_user_id");
-        assert_eq!(field(parse(r#"{"metadata":{"k":1,"k":1}}"#).unwrap_err()), "metadata.k");
-        assert_eq!(field(parse(r#"[{"a":1},{"b":1,"b":2}]"#).unwrap_err()), "[1].b");
-        assert!(parse(r#"{"a":{"a":{"a":1}},"b":[{"a":1},{"a":2}]}"#).is_ok());
+        assert_eq!(field(read(r#"{"end_user_id":"a","end_user_id":"b"}"#).unwrap_err()), "end_user_id");
+        assert_eq!(field(read(r#"{"metadata":{"k":1,"k":1}}"#).unwrap_err()), "metadata.k");
+        assert_eq!(field(read(r#"[{"a":1},{"b":1,"b":2}]"#).unwrap_err()), "[1].b");
+        assert!(read(r#"{"a":{"a":{"a":1}},"b":[{"a":1},{"a":2}]}"#).is_ok());
     }
 
     #[test]
     fn syntax_depth_and_range_are_malformed_json() {
         for json in ["", "{", "{} {}", "[1,]", "\"\\ud800\"", &"[".repeat(100_000), "1e400", "{\"a\":1e400}"] {
-            assert_eq!(field(parse(json).unwrap_err()), "body", "{json:.20}");
+            assert_eq!(field(read(json).unwrap_err()), "body", "{json:.20}");
         }
-        assert!(parse(&format!("{}{}", "[".repeat(100), "]".repeat(100))).unwrap()[0][0].is_array());
-        assert_eq!(parse("18446744073709551615").unwrap(), Value::from(u64::MAX));
-        assert!(parse("-9223372036854775808").unwrap().is_i64());
-        assert!(parse("18446744073709551616").unwrap().is_f64());
+        assert!(read(&format!("{}{}", "[".repeat(100), "]".repeat(100))).unwrap()[0][0].is_array());
+        assert_eq!(read("18446744073709551615").unwrap(), Value::from(u64::MAX));
+        assert!(read("-9223372036854775808").unwrap().is_i64());
+        assert!(read("18446744073709551616").unwrap().is_f64());
     }
 }

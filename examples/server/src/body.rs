@@ -104,7 +104,7 @@ pub async fn read_json(request: Request) -> Result<Value, ApiError> {
         _ => return Err(Error::invalid("content-type", "send the body as `Content-Type: application/json`").into()),
     }
     let text = std::str::from_utf8(&bytes).map_err(|_| Error::invalid("body", "the body is not UTF-8"))?;
-    match validate::from_json::<Value>(text, invalid_request)? {
+    match validate::parse(text, invalid_request)? {
         object @ Value::Object(_) => Ok(object),
         _ => Err(Error::invalid("body", "the body must be a JSON object").into()),
     }
