@@ -78,11 +78,18 @@ impl Key {
 
     /// The id this is the key of.
     fn id(self) -> String {
-        let bits = u128::from(self.0[0]) << 64 | u128::from(self.0[1]);
         let mut id = String::with_capacity(PREFIX.len() + uuid::fmt::Simple::LENGTH);
+        self.write_id(&mut id);
+        id
+    }
+
+    /// Makes `id` the id this is the key of, in the room `id` has: an id of the engine's form
+    /// (any [`Key::of`] read) has just the length needed.
+    fn write_id(self, id: &mut String) {
+        let bits = u128::from(self.0[0]) << 64 | u128::from(self.0[1]);
+        id.clear();
         id.push_str(PREFIX);
         id.push_str(Uuid::from_u128(bits).simple().encode_lower(&mut Uuid::encode_buffer()));
-        id
     }
 }
 
@@ -360,7 +367,7 @@ impl SessionTable {
             ledger.created += 1;
             (ledger.created, placement)
         };
-        session.id = key.id();
+        key.write_id(&mut session.id);
         session.node_id.clone_from(&placement.node_id);
         session.worker_url.clone_from(&placement.worker_url);
         let owner = shard.shared.owner(&session.key_id, &session.account_id);
