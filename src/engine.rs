@@ -330,7 +330,14 @@ impl Engine {
         rate: Option<(Decision, Limits)>,
         now: u64,
     ) -> Denial {
-        let detail = json!({ "operation": operation.as_str(), "code": error.code() });
+        /// `request.denied`'s detail (a struct: a flood of refusals writes one each), its members
+        /// in the order a `json!` object writes them.
+        #[derive(Serialize)]
+        struct Refused {
+            code: &'static str,
+            operation: &'static str,
+        }
+        let detail = Refused { code: error.code(), operation: operation.as_str() };
         // Written behind where the store can (a flood of denials must not cost a disk write
         // each), and auditing must not turn a refusal into another error.
         let _ = actor_audit(entry, "request.denied", None, &detail, now)
@@ -635,7 +642,15 @@ impl Engine {
             Status::Expired => "session.expired",
             Status::Pending => "session.created",
         };
-        let detail = json!({ "from": from, "to": session.status, "end_reason": session.end_reason });
+        /// A transition's detail (a struct: expiry sweeps write one per session), its members in
+        /// the order a `json!` object writes them.
+        #[derive(Serialize)]
+        struct Moved<'a> {
+            end_reason: Option<&'a str>,
+            from: Status,
+            to: Status,
+        }
+        let detail = Moved { end_reason: session.end_reason.as_deref(), from, to: session.status };
         match actor {
             Some(principal) => self.audit_event(&principal.entry, action, Some(&session.id), detail, now)?,
             None => self.append_audit(&session.account_id, action, Some(&session.id), detail, now)?,

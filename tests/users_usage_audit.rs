@@ -3,7 +3,7 @@
 
 mod common;
 
-use astack::session::Outcome;
+use astack::session::{CreatedSession, Outcome};
 use astack::usage::{CreateAlert, RecordUsage};
 use astack::users::{CreateUser, UpdateUser};
 use astack::{Error, Operation};
@@ -322,14 +322,22 @@ fn audit_records_every_change_and_denial() {
     assert_eq!(created.actor_key_id.as_deref(), Some(client_key.record.id.as_str()));
     assert_eq!(created.actor_prefix.as_deref(), Some(client_key.record.prefix.as_str()));
     assert_eq!(created.detail, serde_json::json!({"status": "PENDING", "node_id": a.session.node_id}));
+    // A transition names the states it joined and the end's reason.
+    let detail = |created: &CreatedSession, action: &str| {
+        let target = Some(created.session.id.as_str());
+        audit.iter().find(|r| r.action == action && r.target.as_deref() == target).unwrap().detail.clone()
+    };
+    assert_eq!(detail(&a, "session.connected"), json!({"from": "PENDING", "to": "ACTIVE", "end_reason": null}));
+    assert_eq!(detail(&a, "session.completed"), json!({"from": "ACTIVE", "to": "COMPLETED", "end_reason": "completed"}));
+    assert_eq!(detail(&b, "session.failed"), json!({"from": "PENDING", "to": "FAILED", "end_reason": "boom"}));
+    assert_eq!(detail(&d, "session.expired"), json!({"from": "PENDING", "to": "EXPIRED", "end_reason": "expired"}));
     assert!(has("user.created", &u.id) && has("user.updated", &u.id) && has("user.deleted", &u.id));
     assert!(has("worker.registered", "w9") && has("worker.updated", "w9"));
     let denied: Vec<_> = audit.iter().filter(|r| r.action == "request.denied").collect();
     assert_eq!(denied.len(), 2);
     assert_eq!(denied[1].actor_prefix.as_deref(), Some(client_key.record.prefix.as_str()));
-    assert_eq!(denied[1].detail["code"], "insufficient_scope");
-    assert_eq!(denied[1].detail["operation"], "billing.read");
-    assert_eq!(denied[0].detail["code"], "api_key_revoked");
+    assert_eq!(denied[1].detail, json!({"code": "insufficient_scope", "operation": "billing.read"}));
+    assert_eq!(denied[0].detail, json!({"code": "api_key_revoked", "operation": "session.read"}));
     assert_eq!(denied[0].actor_prefix.as_deref(), Some(rotated.record.prefix.as_str()));
     assert!(denied.iter().all(|r| r.account_id == "acme"));
     // Newest first, times from the engine's clock.
