@@ -646,7 +646,8 @@ astack_result astack_session_end(const struct astack_engine *engine,
 
 /**
  * Expires every live session past its expiry (hosts may run it periodically);
- * `*out_expired` (may be NULL) receives how many. Returns `ASTACK_OK`,
+ * `*out_expired` (may be NULL) receives how many this call expired (a sweep running at the
+ * same time on another thread expires the others: each session once). Returns `ASTACK_OK`,
  * `ASTACK_NULL_ARGUMENT` (`engine` NULL), `ASTACK_UNAVAILABLE`. Thread-safe.
  */
 astack_result astack_session_sweep(const struct astack_engine *engine, uint64_t *out_expired);

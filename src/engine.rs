@@ -727,13 +727,15 @@ impl Engine {
         self.store.flush()
     }
 
-    /// Expires every live session past its expiry; returns how many.
+    /// Expires every live session past its expiry, each audited as `session.expired`; returns
+    /// how many this call expired (a sweep running at the same time may have taken some).
     pub fn sweep(&self) -> Result<usize> {
-        let due = self.store.due_sessions(self.now())?;
-        for id in &due {
-            self.expire(id)?;
+        let now = self.now();
+        let expired = self.store.expire_due(now)?;
+        for (from, session) in &expired {
+            self.record_transition(None, session, *from, now)?;
         }
-        Ok(due.len())
+        Ok(expired.len())
     }
 
     /// Live sessions held by a key (its concurrent-session slots in use), expiry applied.

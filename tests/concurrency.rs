@@ -156,3 +156,38 @@ fn refused_by_authorize(audit: &[astack::audit::AuditRecord]) -> usize {
         .inspect(|r| assert_eq!(r.detail["code"], "concurrent_session_limit"))
         .count()
 }
+
+/// Threads sweeping at once expire each due session once: the counts they return add up to
+/// the sessions due, each has one `session.expired` record, and none holds a slot after.
+#[test]
+fn sweeps_at_once_expire_each_session_once() {
+    const SESSIONS: usize = 900; // under the default worker's capacity (1,000)
+    let f = Fixture::new();
+    let unlimited = KeyLimits {
+        requests_per_minute: Some(10_000_000),
+        requests_per_hour: Some(100_000_000),
+        concurrent_sessions: Some(10_000),
+    };
+    let key = f.key_with_limits(Some("acme"), &["sessions:read", "sessions:write"], unlimited);
+    let client = f.principal(&key);
+    let mut ids: Vec<String> = (0..SESSIONS).map(|_| f.session(&client).session.id).collect();
+    f.advance(300_000); // the default pending TTL: every session is due
+    let expired = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..THREADS {
+            s.spawn(|| expired.fetch_add(f.engine.sweep().unwrap(), Ordering::SeqCst));
+        }
+    });
+    assert_eq!(expired.into_inner(), SESSIONS);
+    assert_eq!(f.engine.sweep().unwrap(), 0);
+    assert_eq!(f.engine.slots_in_use(&key.record.id).unwrap(), 0);
+    let audit = f.engine.audit(&f.admin, 100_000).unwrap();
+    let mut audited: Vec<String> =
+        audit.iter().filter(|r| r.action == "session.expired").filter_map(|r| r.target.clone()).collect();
+    audited.sort();
+    ids.sort();
+    assert_eq!(audited, ids);
+    for id in &ids {
+        assert_eq!(f.engine.get_session(&client, id).unwrap().status, Status::Expired);
+    }
+}

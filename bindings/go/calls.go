@@ -233,7 +233,8 @@ func (e *Engine) EndSession(keyID, id string, req EndSessionRequest) (*Session, 
 	}, "key_id", keyID, "id", id, "request", doc))
 }
 
-// SweepSessions expires every live session past its expiry and returns how many.
+// SweepSessions expires every live session past its expiry and returns how many this call
+// expired (a sweep running at the same time expires the others: each session once).
 func (e *Engine) SweepSessions() (int, error) {
 	var n C.uint64_t
 	err := e.do(func(p *C.astack_engine) C.astack_result { return C.astack_session_sweep(p, &n) })

@@ -216,7 +216,8 @@ pub extern "C" fn astack_session_end(
 }
 
 /// Expires every live session past its expiry (hosts may run it periodically);
-/// `*out_expired` (may be NULL) receives how many. Returns `ASTACK_OK`,
+/// `*out_expired` (may be NULL) receives how many this call expired (a sweep running at the
+/// same time on another thread expires the others: each session once). Returns `ASTACK_OK`,
 /// `ASTACK_NULL_ARGUMENT` (`engine` NULL), `ASTACK_UNAVAILABLE`. Thread-safe.
 #[no_mangle]
 pub extern "C" fn astack_session_sweep(engine: *const astack_engine, out_expired: *mut u64) -> astack_result {

@@ -28,7 +28,7 @@ use super::{AccountMeter, KeyEntry, KeyRef, SessionUpdate, Store};
 use crate::audit::AuditRecord;
 use crate::error::{Error, Result};
 use crate::keys::{digests_equal, KeyDigest, KeyRecord};
-use crate::session::Session;
+use crate::session::{Session, Status};
 use crate::usage::{self, Alert};
 use crate::users::User;
 use crate::workers::{Worker, WorkerStatus};
@@ -239,6 +239,10 @@ impl Store for MemoryStore {
 
     fn due_sessions(&self, now: u64) -> Result<Vec<String>> {
         Ok(self.sessions.due(now))
+    }
+
+    fn expire_due(&self, now: u64) -> Result<Vec<(Status, Session)>> {
+        self.sessions.expire_due(now)
     }
 
     fn slots_in_use(&self, key_id: &str) -> Result<u32> {

@@ -43,7 +43,7 @@ use crate::audit::AuditRecord;
 use crate::error::Result;
 use crate::keys::{KeyDigest, KeyRecord};
 use crate::limits::{Decision, Window};
-use crate::session::Session;
+use crate::session::{Session, Status};
 use crate::usage::Alert;
 use crate::users::User;
 use crate::workers::{Worker, WorkerStatus};
@@ -64,6 +64,18 @@ pub fn open(config: &StoreConfig) -> Result<Arc<dyn Store>> {
 
 /// A change applied atomically to one session.
 pub type SessionUpdate<'a> = &'a mut dyn FnMut(&mut Session) -> Result<()>;
+
+/// Expires a session through `update` (an update of that one session) if it is due at `now`:
+/// the status it had and the session as it is now, when this expired it.
+fn expire_one(now: u64, update: impl FnOnce(SessionUpdate<'_>) -> Result<Option<Session>>) -> Result<Option<(Status, Session)>> {
+    let mut from = None;
+    let updated = update(&mut |session| {
+        let status = session.status;
+        from = session.expire_if_due(now).then_some(status);
+        Ok(())
+    })?;
+    Ok(from.zip(updated))
+}
 
 /// The state behind an engine. Every method is atomic with respect to the others.
 pub trait Store: Send + Sync + 'static {
@@ -127,6 +139,18 @@ pub trait Store: Send + Sync + 'static {
     fn list_sessions(&self, account: Option<&str>, limit: usize) -> Result<Vec<Session>>;
     /// Ids of live sessions whose expiry is at or before `now`.
     fn due_sessions(&self, now: u64) -> Result<Vec<String>>;
+    /// Expires every live session due at `now` ([`Session::expire_if_due`]) and returns those
+    /// this call expired, as they are now, each with the status it had. A session is expired
+    /// by one call only, however many run at once; when a call returns, no session due at
+    /// `now` is live. This one expires [`Store::due_sessions`] one by one through
+    /// [`Store::update_session`]; a store may do it in fewer steps.
+    fn expire_due(&self, now: u64) -> Result<Vec<(Status, Session)>> {
+        let mut expired = Vec::new();
+        for id in self.due_sessions(now)? {
+            expired.extend(expire_one(now, |change| self.update_session(&id, change))?);
+        }
+        Ok(expired)
+    }
     /// Live sessions held by a key.
     fn slots_in_use(&self, key_id: &str) -> Result<u32>;
     /// Registers a worker; fails with `already_exists` if its node id is taken.

@@ -305,7 +305,7 @@ class Engine {
     return this.#call(C.sessionEnd, actor, id, document(request, 'request'));
   }
 
-  /** Expires every live session past its expiry; returns how many. */
+  /** Expires every live session past its expiry; returns how many this call expired. */
   sweepSessions() {
     return this[kNative].sweepSessions();
   }

@@ -30,8 +30,8 @@ use uuid::Uuid;
 use super::compact::{Compact, Owner, Placement};
 use super::slots::{Chunked, MinHeap, Scramble, Slots};
 use crate::error::{Error, Result};
-use crate::session::Session;
-use crate::store::SessionUpdate;
+use crate::session::{Session, Status};
+use crate::store::{expire_one, SessionUpdate};
 use crate::workers::{self, Worker, WorkerStatus};
 
 /// Shards of the session table: a few times the cores that usually serve one process.
@@ -214,9 +214,9 @@ impl Shard {
         self.get(key).is_some_and(|s| s.seq == seq && s.session.is_live() && s.session.expires_at() == at)
     }
 
-    /// The current entries due at `now`, left in the index, and the earliest expiry indexed
-    /// (`u64::MAX` when none). Stale entries met on the way are dropped.
-    fn due(&mut self, now: u64) -> (Vec<Due>, u64) {
+    /// Takes the current entries due at `now` out of the index, by expiry, then creation.
+    /// Stale entries met on the way are dropped.
+    fn take_due(&mut self, now: u64) -> Vec<Due> {
         let mut due = Vec::new();
         while let Some(entry) = self.expiry.peek() {
             if entry.0 > now && self.is_current(entry) {
@@ -230,11 +230,23 @@ impl Shard {
         // An entry is pushed once per expiry, but a session given back an earlier expiry would
         // have two current ones.
         due.dedup();
+        due
+    }
+
+    /// The current entries due at `now`, left in the index, and the earliest expiry indexed
+    /// (`u64::MAX` when none). Stale entries met on the way are dropped.
+    fn due(&mut self, now: u64) -> (Vec<Due>, u64) {
+        let due = self.take_due(now);
         for &entry in &due {
             self.expiry.push(entry);
         }
-        let earliest = self.expiry.peek().map_or(u64::MAX, |entry| entry.0);
-        (due, earliest)
+        (due, self.earliest())
+    }
+
+    /// The earliest expiry indexed, `u64::MAX` when none (perhaps a stale entry's: never later
+    /// than the earliest live session's).
+    fn earliest(&self) -> u64 {
+        self.expiry.peek().map_or(u64::MAX, |entry| entry.0)
     }
 
     /// Notes that the session under `key` has ended, and forgets the oldest ended sessions
@@ -394,12 +406,15 @@ impl SessionTable {
     /// [`crate::store::Store::update_session`].
     pub(super) fn update(&self, id: &str, change: SessionUpdate<'_>) -> Result<Option<Session>> {
         let Some(key) = Key::of(id) else { return Ok(None) };
-        let mut guard = self.shard(key);
-        let shard = &mut *guard;
+        self.apply(&mut self.shard(key), key, id.to_owned(), change)
+    }
+
+    /// [`SessionTable::update`] of the session under `key` (its id `id`), in its shard, locked.
+    fn apply(&self, shard: &mut Shard, key: Key, id: String, change: SessionUpdate<'_>) -> Result<Option<Session>> {
         let Some(stored) = shard.get(key) else { return Ok(None) };
         let seq = stored.seq;
         let before = &stored.session;
-        let mut updated = before.session(id.to_owned());
+        let mut updated = before.session(id);
         change(&mut updated)?;
         if before.describes(&updated) {
             // A read (nothing due, nothing changed): no index to touch.
@@ -472,6 +487,33 @@ impl SessionTable {
         drop(shards);
         due.sort_unstable();
         due.into_iter().map(|(_, _, key)| key.id()).collect()
+    }
+
+    /// [`crate::store::Store::expire_due`]: shard by shard, each session due taken out of its
+    /// shard's index and expired under that shard's lock, so that two sweeps at once expire
+    /// each session once, and one finishing has passed every shard after (or while) the other
+    /// expired there. Every shard is locked only to set [`SessionTable::next_due`] at the end.
+    pub(super) fn expire_due(&self, now: u64) -> Result<Vec<(Status, Session)>> {
+        if now < self.next_due.load(Ordering::SeqCst) {
+            return Ok(Vec::new());
+        }
+        let mut expired = Vec::new();
+        for shard in &self.shards {
+            let mut shard = shard.lock();
+            for due in shard.take_due(now) {
+                let key = due.2;
+                if let Some((from, session)) = expire_one(now, |change| self.apply(&mut shard, key, key.id(), change))? {
+                    expired.push((due, from, session));
+                }
+            }
+        }
+        // Every shard locked: no expiry is being indexed, so this is the exact minimum.
+        let shards = self.all_shards();
+        self.next_due.store(shards.iter().map(|shard| shard.earliest()).min().unwrap_or(u64::MAX), Ordering::SeqCst);
+        drop(shards);
+        // By expiry, then creation, as `due` answers.
+        expired.sort_unstable_by_key(|&(due, _, _)| due);
+        Ok(expired.into_iter().map(|(_, from, session)| (from, session)).collect())
     }
 
     /// [`crate::store::Store::slots_in_use`].

@@ -556,7 +556,7 @@ static PyMethodDef engine_methods[] = {
     {"set_clock", (PyCFunction)engine_set_clock, METH_O, "Sets a manual clock to now_ms."},
     {"advance_clock", (PyCFunction)engine_advance_clock, METH_O, "Moves a manual clock forward by ms."},
     {"sweep_sessions", (PyCFunction)engine_sweep_sessions, METH_NOARGS,
-     "Expires every live session past its expiry; returns how many."},
+     "Expires every live session past its expiry; returns how many this call expired."},
     {"slots_in_use", (PyCFunction)engine_slots_in_use, METH_O,
      "The live (PENDING or ACTIVE) sessions held by key_id."},
     {NULL, NULL, 0, NULL},
