@@ -368,7 +368,7 @@ impl Engine {
         self.store.append_audit(&account, record)
     }
 
-    /// Audits an event of `account_id` done by no key (bootstrap, expiry).
+    /// Audits an event of `account_id` done by no key (the bootstrap).
     fn append_audit(&self, account_id: &str, action: &str, target: Option<&str>, detail: impl Serialize, now: u64) -> Result<()> {
         let record = audit_json(account_id, None, action, target, &detail, now)?;
         self.store.append_audit(account_id, record)
@@ -653,7 +653,12 @@ impl Engine {
         let detail = Moved { end_reason: session.end_reason.as_deref(), from, to: session.status };
         match actor {
             Some(principal) => self.audit_event(&principal.entry, action, Some(&session.id), detail, now)?,
-            None => self.append_audit(&session.account_id, action, Some(&session.id), detail, now)?,
+            // An expiry, the one transition no key makes: written behind, as denials are, since
+            // a sweep writes one per session it expires, by the thousand.
+            None => {
+                let record = audit_json(&session.account_id, None, action, Some(&session.id), &detail, now)?;
+                self.store.append_audit_behind(&session.account_id, record)?;
+            }
         }
         if session.status.is_final() && session.connected_at.is_some() {
             let seconds = session.active_seconds();

@@ -165,6 +165,27 @@ fn denials_are_audited_behind_in_order_and_complete_to_readers() {
     assert_eq!(written().iter().filter(|a| *a == "request.denied").count(), 5);
 }
 
+#[test]
+fn a_sweep_writes_its_expiries_at_once_and_their_audit_records_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("astack.db");
+    let (engine, _store) = engine_over(SqliteStore::open(&path).unwrap().with_write_behind(Duration::from_secs(3600)), T0);
+    let key = engine.bootstrap_admin_key(None).unwrap().unwrap();
+    let admin = engine.authorize(&key, Operation::Admin).unwrap().principal;
+    let ids: Vec<String> = (0..3).map(|_| engine.create_session(&admin, CreateSession::new("u")).unwrap().session.id).collect();
+    let before = written_actions(&path);
+    engine.clock().as_manual().unwrap().advance(300_000);
+    assert_eq!(engine.sweep().unwrap(), 3);
+    // Another process's view of the file: the sessions are expired there, their records held.
+    let other = SqliteStore::open(&path).unwrap();
+    for id in &ids {
+        assert_eq!(other.session(id).unwrap().unwrap().status, Status::Expired);
+    }
+    assert_eq!(written_actions(&path), before, "expiries are audited behind");
+    engine.flush().unwrap();
+    assert_eq!(written_actions(&path)[before.len()..], ["session.expired"; 3]);
+}
+
 /// What another process reading the file at `path` sees of the audit log, oldest first.
 fn written_actions(path: &std::path::Path) -> Vec<String> {
     let store = SqliteStore::open(path).unwrap();

@@ -191,10 +191,11 @@ pub trait Store: Send + Sync + 'static {
     /// [`AuditRecord`]. Given owned, so that a store may keep it without a copy.
     fn append_audit(&self, account_id: &str, record: String) -> Result<()>;
     /// [`Store::append_audit`] for a record that may be written behind: a denied request, which
-    /// whoever holds a key can cause as fast as they can send. A store may hold it back (the
-    /// SQLite store: at most about a second, and never past a later record or a read of the
-    /// log), so that a flood of denials does not cost a disk write each; held back, it is lost
-    /// if the process dies first. By default, [`Store::append_audit`].
+    /// whoever holds a key can cause as fast as they can send, or a session's expiry, which a
+    /// sweep writes for each session it expires. A store may hold it back (the SQLite store: at
+    /// most about a second, and never past a later record or a read of the log), so that a
+    /// flood of denials or expiries does not cost a disk write each; held back, it is lost if
+    /// the process dies first. By default, [`Store::append_audit`].
     fn append_audit_behind(&self, account_id: &str, record: String) -> Result<()> {
         self.append_audit(account_id, record)
     }

@@ -493,6 +493,7 @@ impl SessionTable {
     /// shard's index and expired under that shard's lock, so that two sweeps at once expire
     /// each session once, and one finishing has passed every shard after (or while) the other
     /// expired there. Every shard is locked only to set [`SessionTable::next_due`] at the end.
+    /// In shard order, and by expiry, then creation, within a shard.
     pub(super) fn expire_due(&self, now: u64) -> Result<Vec<(Status, Session)>> {
         if now < self.next_due.load(Ordering::SeqCst) {
             return Ok(Vec::new());
@@ -500,20 +501,16 @@ impl SessionTable {
         let mut expired = Vec::new();
         for shard in &self.shards {
             let mut shard = shard.lock();
-            for due in shard.take_due(now) {
-                let key = due.2;
-                if let Some((from, session)) = expire_one(now, |change| self.apply(&mut shard, key, key.id(), change))? {
-                    expired.push((due, from, session));
-                }
+            let due = shard.take_due(now);
+            expired.reserve(due.len());
+            for (_, _, key) in due {
+                expired.extend(expire_one(now, |change| self.apply(&mut shard, key, key.id(), change))?);
             }
         }
         // Every shard locked: no expiry is being indexed, so this is the exact minimum.
         let shards = self.all_shards();
         self.next_due.store(shards.iter().map(|shard| shard.earliest()).min().unwrap_or(u64::MAX), Ordering::SeqCst);
-        drop(shards);
-        // By expiry, then creation, as `due` answers.
-        expired.sort_unstable_by_key(|&(due, _, _)| due);
-        Ok(expired.into_iter().map(|(_, from, session)| (from, session)).collect())
+        Ok(expired)
     }
 
     /// [`crate::store::Store::slots_in_use`].
