@@ -141,10 +141,7 @@ fn flush_writes_what_was_held_back_while_the_engine_lives() {
 fn denials_are_audited_behind_in_order_and_complete_to_readers() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("astack.db");
-    // Held for an hour: no write-behind falls due during the test, however slow the machine.
-    let (engine, _store) = engine_over(SqliteStore::open(&path).unwrap().with_write_behind(Duration::from_secs(3600)), T0);
-    let key = engine.bootstrap_admin_key(None).unwrap().unwrap();
-    let admin = engine.authorize(&key, Operation::Admin).unwrap().principal;
+    let (engine, admin) = engine_holding_back(&path);
     let reader = engine.create_key(&admin, CreateKey { scopes: strings(&["sessions:read"]), ..Default::default() }).unwrap().key;
     let written = || written_actions(&path);
     let before = written();
@@ -169,9 +166,7 @@ fn denials_are_audited_behind_in_order_and_complete_to_readers() {
 fn a_sweep_writes_its_expiries_at_once_and_their_audit_records_behind() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("astack.db");
-    let (engine, _store) = engine_over(SqliteStore::open(&path).unwrap().with_write_behind(Duration::from_secs(3600)), T0);
-    let key = engine.bootstrap_admin_key(None).unwrap().unwrap();
-    let admin = engine.authorize(&key, Operation::Admin).unwrap().principal;
+    let (engine, admin) = engine_holding_back(&path);
     let ids: Vec<String> = (0..3).map(|_| engine.create_session(&admin, CreateSession::new("u")).unwrap().session.id).collect();
     let before = written_actions(&path);
     engine.clock().as_manual().unwrap().advance(300_000);
@@ -184,6 +179,15 @@ fn a_sweep_writes_its_expiries_at_once_and_their_audit_records_behind() {
     assert_eq!(written_actions(&path), before, "expiries are audited behind");
     engine.flush().unwrap();
     assert_eq!(written_actions(&path)[before.len()..], ["session.expired"; 3]);
+}
+
+/// An engine over the file at `path` whose store holds writes back for an hour (no write-behind
+/// falls due during a test, however slow the machine), and its operator's admin.
+fn engine_holding_back(path: &std::path::Path) -> (Engine, astack::engine::Principal) {
+    let (engine, _store) = engine_over(SqliteStore::open(path).unwrap().with_write_behind(Duration::from_secs(3600)), T0);
+    let key = engine.bootstrap_admin_key(None).unwrap().unwrap();
+    let admin = engine.authorize(&key, Operation::Admin).unwrap().principal;
+    (engine, admin)
 }
 
 /// What another process reading the file at `path` sees of the audit log, oldest first.
