@@ -18,9 +18,9 @@
 //!   transaction, then audits each). They are kept in memory and written by the first call a
 //!   second (or [`SqliteStore::with_write_behind`]) or more after the last such write (the
 //!   reference server flushes every second), and when the store is dropped or
-//!   [`SqliteStore::flush`]ed; a crash may lose what was held. A `requests` alert that fires is written at once, and a held
-//!   audit record is written before any later one and before the log is read, so the log stays
-//!   in order and complete to its readers.
+//!   [`SqliteStore::flush`]ed; a crash may lose what was held. A `requests` alert that fires
+//!   is written at once, and a held audit record is written before any later one and before
+//!   the log is read, so the log stays in order and complete to its readers.
 //! - **Token buckets stay in memory:** a restart refills every key's buckets.
 //! - **One process.** The store caches every key in memory (so that `authorize` never reads
 //!   the disk) and assumes it is the file's only writer: open one file from one process. For
