@@ -244,6 +244,41 @@ fn sweep_expires_every_due_session() {
     assert_eq!(by_id(&b.session.id).status, Status::Expired);
 }
 
+/// The store's side of a sweep: each due session once, batch after batch until one comes
+/// short of the batch asked for, and then none due is left live.
+#[test]
+fn the_store_expires_due_sessions_until_a_batch_comes_short() {
+    let mut config = config();
+    config.limits.concurrent_sessions = 11;
+    let f = Fixture::with_config(config);
+    let (_, client) = f.client(None);
+    let mut due: Vec<String> = Vec::new();
+    for _ in 0..10 {
+        due.push(f.session(&client).session.id);
+        f.advance(1_000);
+    }
+    let later = f.session(&client).session.id;
+    let now = f.advance(299_000); // the default pending TTL is 300 s: the first ten are due
+    let mut expired = Vec::new();
+    loop {
+        let batch = f.store.expire_due(now, 4).unwrap();
+        let short = batch.len() < 4;
+        for (from, session) in &batch {
+            assert_eq!((*from, session.status, session.end_reason.as_deref()), (Status::Pending, Status::Expired, Some("expired")));
+        }
+        expired.extend(batch.into_iter().map(|(_, session)| session.id));
+        if short {
+            break;
+        }
+    }
+    // The memory store stops at the batch ([4, 4, 2]); SQLite expires all at once ([10, 0]).
+    expired.sort();
+    due.sort();
+    assert_eq!(expired, due);
+    assert_eq!(f.store.due_sessions(now).unwrap(), Vec::<String>::new());
+    assert_eq!(f.store.session(&later).unwrap().unwrap().status, Status::Pending);
+}
+
 
 #[test]
 fn final_states_refuse_every_transition_and_delete_returns_them_unchanged() {

@@ -241,8 +241,8 @@ impl Store for MemoryStore {
         Ok(self.sessions.due(now))
     }
 
-    fn expire_due(&self, now: u64) -> Result<Vec<(Status, Session)>> {
-        self.sessions.expire_due(now)
+    fn expire_due(&self, now: u64, batch: usize) -> Result<Vec<(Status, Session)>> {
+        self.sessions.expire_due(now, batch)
     }
 
     fn slots_in_use(&self, key_id: &str) -> Result<u32> {

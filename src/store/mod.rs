@@ -139,12 +139,14 @@ pub trait Store: Send + Sync + 'static {
     fn list_sessions(&self, account: Option<&str>, limit: usize) -> Result<Vec<Session>>;
     /// Ids of live sessions whose expiry is at or before `now`.
     fn due_sessions(&self, now: u64) -> Result<Vec<String>>;
-    /// Expires every live session due at `now` ([`Session::expire_if_due`]) and returns those
-    /// this call expired, as they are now, each with the status it had. A session is expired
-    /// by one call only, however many run at once; when a call returns, no session due at
-    /// `now` is live. This one expires [`Store::due_sessions`] one by one through
-    /// [`Store::update_session`]; a store may do it in fewer steps.
-    fn expire_due(&self, now: u64) -> Result<Vec<(Status, Session)>> {
+    /// Expires the live sessions due at `now` ([`Session::expire_if_due`]), all of them or a
+    /// batch of at least `batch`, and returns those this call expired, as they are now, each with
+    /// the status it had. A session is expired by one call only, however many run at once; a
+    /// call that returns fewer than `batch` left no session due at `now` live. This one
+    /// expires every one of [`Store::due_sessions`], one by one through
+    /// [`Store::update_session`]; a store may do it in fewer steps, and may stop at `batch` (the
+    /// memory store does, so that a sweep holds one batch of sessions at a time).
+    fn expire_due(&self, now: u64, _batch: usize) -> Result<Vec<(Status, Session)>> {
         let mut expired = Vec::new();
         for id in self.due_sessions(now)? {
             expired.extend(expire_one(now, |change| self.update_session(&id, change))?);

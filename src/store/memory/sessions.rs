@@ -214,11 +214,12 @@ impl Shard {
         self.get(key).is_some_and(|s| s.seq == seq && s.session.is_live() && s.session.expires_at() == at)
     }
 
-    /// Takes the current entries due at `now` out of the index, by expiry, then creation.
-    /// Stale entries met on the way are dropped.
-    fn take_due(&mut self, now: u64) -> Vec<Due> {
+    /// Takes the current entries due at `now` out of the index, by expiry, then creation, at
+    /// most `max` of them. Stale entries met on the way are dropped.
+    fn take_due(&mut self, now: u64, max: usize) -> Vec<Due> {
         let mut due = Vec::new();
-        while let Some(entry) = self.expiry.peek() {
+        while due.len() < max {
+            let Some(entry) = self.expiry.peek() else { break };
             if entry.0 > now && self.is_current(entry) {
                 break;
             }
@@ -236,11 +237,16 @@ impl Shard {
     /// The current entries due at `now`, left in the index, and the earliest expiry indexed
     /// (`u64::MAX` when none). Stale entries met on the way are dropped.
     fn due(&mut self, now: u64) -> (Vec<Due>, u64) {
-        let due = self.take_due(now);
+        let due = self.take_due(now, usize::MAX);
         for &entry in &due {
             self.expiry.push(entry);
         }
         (due, self.earliest())
+    }
+
+    /// Whether an entry indexed is due at `now` (perhaps a stale one).
+    fn has_due(&self, now: u64) -> bool {
+        self.expiry.peek().is_some_and(|entry| entry.0 <= now)
     }
 
     /// The earliest expiry indexed, `u64::MAX` when none (perhaps a stale entry's: never later
@@ -491,20 +497,28 @@ impl SessionTable {
 
     /// [`crate::store::Store::expire_due`]: shard by shard, each session due taken out of its
     /// shard's index and expired under that shard's lock, so that two sweeps at once expire
-    /// each session once, and one finishing has passed every shard after (or while) the other
-    /// expired there. Every shard is locked only to set [`SessionTable::next_due`] at the end.
-    /// In shard order, and by expiry, then creation, within a shard.
-    pub(super) fn expire_due(&self, now: u64) -> Result<Vec<(Status, Session)>> {
+    /// each session once, and one returning short of `batch` has passed every shard after (or
+    /// while) the other expired there. At most `batch`; every shard is locked only to set
+    /// [`SessionTable::next_due`] when none due is left. In shard order, and by expiry, then
+    /// creation, within a shard.
+    pub(super) fn expire_due(&self, now: u64, batch: usize) -> Result<Vec<(Status, Session)>> {
         if now < self.next_due.load(Ordering::SeqCst) {
             return Ok(Vec::new());
         }
         let mut expired = Vec::new();
         for shard in &self.shards {
             let mut shard = shard.lock();
-            let due = shard.take_due(now);
-            expired.reserve(due.len());
-            for (_, _, key) in due {
-                expired.extend(expire_one(now, |change| self.apply(&mut shard, key, key.id(), change))?);
+            loop {
+                for (_, _, key) in shard.take_due(now, batch - expired.len()) {
+                    expired.extend(expire_one(now, |change| self.apply(&mut shard, key, key.id(), change))?);
+                }
+                if !shard.has_due(now) {
+                    break;
+                }
+                if expired.len() == batch {
+                    // More are due: `next_due` stays where it is, for the next call.
+                    return Ok(expired);
+                }
             }
         }
         // Every shard locked: no expiry is being indexed, so this is the exact minimum.
@@ -673,6 +687,27 @@ mod tests {
         .unwrap();
         assert!(table.due(u64::MAX - 1).is_empty());
         assert_eq!(table.next_due.load(Ordering::SeqCst), u64::MAX);
+    }
+
+    #[test]
+    fn expiring_stops_at_the_batch_and_goes_on_where_it_stopped() {
+        let table = SessionTable::default();
+        let made: Vec<String> = (0..44).map(|n| make(&table, n, "a", 100, 100)).collect();
+        let later = make(&table, 44, "a", 200, 100);
+        // Four ended: their entries, still indexed, are stale.
+        for id in &made[..4] {
+            end(&table, id);
+        }
+        let batches: Vec<Vec<String>> = (0..4).map(|_| table.expire_due(100, 16).unwrap().into_iter().map(|(_, s)| s.id).collect()).collect();
+        assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), [16, 16, 8, 0]);
+        let mut expired = batches.concat();
+        expired.sort();
+        let mut due = made[4..].to_vec();
+        due.sort();
+        assert_eq!(expired, due);
+        // A short batch left nothing due: the next expiry is the one left.
+        assert_eq!(table.next_due.load(Ordering::SeqCst), 200);
+        assert_eq!(ids(table.expire_due(200, 16).unwrap().into_iter().map(|(_, s)| s).collect()), [later]);
     }
 
     #[test]
