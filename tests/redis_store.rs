@@ -128,6 +128,14 @@ impl Pair {
     }
 }
 
+/// The actions of the audit log of all that `server` holds under `prefix`, oldest first, read
+/// straight from Redis (not through a store, which would write what it holds first).
+fn written_actions(server: &RedisServer, prefix: &str) -> Vec<String> {
+    let mut con = redis::Client::open(server.url()).unwrap().get_connection().unwrap();
+    let records: Vec<String> = redis::cmd("LRANGE").arg(format!("{prefix}audit")).arg(0).arg(-1).query(&mut con).unwrap();
+    records.iter().rev().map(|json| serde_json::from_str::<serde_json::Value>(json).unwrap()["action"].as_str().unwrap().to_owned()).collect()
+}
+
 fn allowed(engine: &Engine, key: &str) -> bool {
     match engine.authorize(key, Operation::SessionRead) {
         Ok(_) => true,
@@ -270,6 +278,38 @@ fn redis_stopped_fails_closed_or_open_as_configured_and_the_engine_recovers() {
     assert_eq!(p.a.get_session(&principal, &created.session.id).unwrap().status, Status::Pending);
     assert!(p.b.authorize(&key.key, Operation::SessionRead).is_ok());
     assert_eq!(p.store_b.fail_open_decisions(), 3, "no more fail-open decisions once Redis is back");
+}
+
+/// A denial's audit record is held back (a flood of 429s costs no round trip each) and written
+/// before the next record appended; one that Redis refused stays held, and is written when it
+/// answers again.
+#[test]
+fn denials_are_audited_behind_in_order_and_kept_while_redis_is_away() {
+    let mut server = RedisServer::start();
+    let store_config = store_config(&server, "t9:");
+    // Held for an hour: no write-behind falls due during the test, however slow the machine.
+    let store = Arc::new(RedisStore::open(&store_config).unwrap().with_write_behind(Duration::from_secs(3600)));
+    let config = Config { store: store_config, ..config() };
+    let engine = Engine::with_parts(config, Arc::new(ManualClock::new(T0)), store.clone()).unwrap();
+    let admin_key = engine.bootstrap_admin_key(None).unwrap().unwrap();
+    let admin = engine.authorize(&admin_key, Operation::Admin).map_err(|d| d.error).unwrap().principal;
+    let request = astack::keys::CreateKey { scopes: strings(&["sessions:read"]), ..Default::default() };
+    let reader = engine.create_key(&admin, request.clone()).unwrap().key;
+
+    assert!(engine.authorize(&reader, Operation::Admin).is_err());
+    assert_eq!(written_actions(&server, "t9:"), ["key.created", "key.created"], "the denial is held");
+    engine.create_key(&admin, request).unwrap();
+    assert_eq!(written_actions(&server, "t9:"), ["key.created", "key.created", "request.denied", "key.created"]);
+
+    assert!(engine.authorize(&reader, Operation::Admin).is_err());
+    server.stop();
+    assert_eq!(store.flush().unwrap_err().code(), "unavailable");
+    server.restart(); // not persistent: Redis comes back empty
+    assert_eq!(written_actions(&server, "t9:"), Vec::<String>::new());
+    store.flush().unwrap();
+    assert_eq!(written_actions(&server, "t9:"), ["request.denied"]);
+    let read = engine.audit(&admin, 10).unwrap();
+    assert_eq!(read.iter().map(|r| r.action.as_str()).collect::<Vec<_>>(), ["request.denied"]);
 }
 
 #[test]

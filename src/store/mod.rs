@@ -11,12 +11,14 @@
 //! | ended sessions, audit records kept | the newest ~100,000 of each | all | all sessions, the newest 100,000 records |
 //! | token buckets | in process | in process (a restart refills them) | shared in Redis, or leased in batches |
 //! | `requests` counter, `last_used_at` | in process | written behind, about 1 s late | written behind, about 1 s late |
-//! | denied requests' audit records | in process | written behind, about 1 s late, in order | written at once |
+//! | audit records of denials and expiries | in process | written behind, about 1 s late, in order | written behind, about 1 s late, in order |
 //! | revocation seen by other processes | — | — | within `key_cache_ms` (default 1 s) |
 //! | when the backend fails | — | `unavailable` | `unavailable` (or, with `fail_open`, authorize allows) |
 //!
 //! Each store's module doc states its guarantees in full.
 
+#[cfg(any(feature = "sqlite", feature = "redis"))]
+mod behind;
 mod entry;
 mod memory;
 mod positions;
@@ -194,10 +196,11 @@ pub trait Store: Send + Sync + 'static {
     fn append_audit(&self, account_id: &str, record: String) -> Result<()>;
     /// [`Store::append_audit`] for a record that may be written behind: a denied request, which
     /// whoever holds a key can cause as fast as they can send, or a session's expiry, which a
-    /// sweep writes for each session it expires. A store may hold it back (the SQLite store: at
-    /// most about a second, and never past a later record or a read of the log), so that a
-    /// flood of denials or expiries does not cost a disk write each; held back, it is lost if
-    /// the process dies first. By default, [`Store::append_audit`].
+    /// sweep writes for each session it expires. A store may hold it back (the SQLite and Redis
+    /// stores: at most about a second, and never past a later record of the process or a read
+    /// of the log), so that a flood of denials or expiries does not cost a disk write or a
+    /// round trip each; held back, it is lost if the process dies first. By default,
+    /// [`Store::append_audit`].
     fn append_audit_behind(&self, account_id: &str, record: String) -> Result<()> {
         self.append_audit(account_id, record)
     }

@@ -26,9 +26,15 @@
 //!   shortest window's period is dropped (those tokens are lost), and while processes hold
 //!   tokens others may be refused: leasing trades that exactness for an in-memory hot path.
 //!   The `remaining` a leased decision reports is this process's estimate.
-//! - **Written behind, at most one second late:** each process's count of authorized
-//!   `requests` and keys' `last_used_at` (flushed every second, before reading usage or alerts,
-//!   and when the store is dropped).
+//! - **Written behind, about a second late:** each process's count of authorized `requests`,
+//!   keys' `last_used_at`, and the audit records of denied requests and of expiries, which a
+//!   flood of refusals or a sweep writes by the thousand (a round trip each would let one key's
+//!   flood of 429s slow every other request). They are kept in memory and written by the first
+//!   call a second (or [`RedisStore::with_write_behind`]) or more after the last such write,
+//!   before usage or alerts are read, and when the store is dropped or [`Store::flush`]ed; a
+//!   process that dies loses what it held. A held audit record is written before any later
+//!   record of the same process and before that process reads the log; one that Redis refused
+//!   stays held, in order, for the next write.
 //! - Durability is the Redis server's own (`appendonly`, snapshots). The audit log keeps the
 //!   newest 100,000 records in all and per account.
 
@@ -43,6 +49,7 @@ use redis::{Connection, RedisResult, Script, Value as RedisValue};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::behind::{self, HeldAudit, Schedule};
 use super::{AccountMeter, KeyEntry, KeyRef, SessionUpdate, Store};
 use crate::audit::AuditRecord;
 use crate::config::StoreConfig;
@@ -56,7 +63,6 @@ use crate::workers::{self, Worker, WorkerStatus};
 
 const NANOS_PER_MS: u64 = 1_000_000;
 const NANOS_PER_SEC: u64 = 1_000_000_000;
-const WRITE_BEHIND_MS: u64 = 1000;
 const AUDIT_CAPACITY: isize = 100_000;
 const MAX_IDLE: usize = 32;
 const TX_ATTEMPTS: usize = 200;
@@ -294,7 +300,13 @@ pub struct RedisStore {
     meters: RwLock<HashMap<String, Arc<AccountMeter>>>,
     dirty: Mutex<HashSet<KeyDigest>>,
     started: Instant,
-    flushed_at: AtomicU64,
+    /// When held writes fall due: [`RedisStore::with_write_behind`].
+    write_behind: Schedule,
+    /// Audit records written behind.
+    held_audit: HeldAudit,
+    /// Keeps audit records in order: held ones are written under its write lock, others
+    /// under its read lock, so that none passes a held one on its way.
+    audit_order: RwLock<()>,
     fail_open_decisions: AtomicU64,
     warned_at: AtomicU64,
     take: Script,
@@ -327,7 +339,9 @@ impl RedisStore {
             meters: RwLock::default(),
             dirty: Mutex::default(),
             started: Instant::now(),
-            flushed_at: AtomicU64::new(0),
+            write_behind: Schedule::new(behind::EVERY),
+            held_audit: HeldAudit::default(),
+            audit_order: RwLock::new(()),
             fail_open_decisions: AtomicU64::new(0),
             warned_at: AtomicU64::new(0),
             take: Script::new(TAKE),
@@ -336,6 +350,14 @@ impl RedisStore {
             add_usage: Script::new(ADD_USAGE),
             insert_alert: Script::new(INSERT_ALERT),
         })
+    }
+
+    /// Sets how long a write held behind may wait for the next call to write it (one second
+    /// by default; see the module documentation). Longer means fewer round trips under a
+    /// flood of denials, and more lost if the process dies.
+    pub fn with_write_behind(mut self, every: Duration) -> Self {
+        self.write_behind = Schedule::new(every);
+        self
     }
 
     /// Authorizations let through by `fail_open` while Redis was unreachable.
@@ -597,6 +619,38 @@ impl RedisStore {
         Err(Error::Unavailable("redis: too many conflicting writes, try again".into()))
     }
 
+    /// [`Store::flush`]es when the last write-behind is [`RedisStore::with_write_behind`] old
+    /// (one caller does).
+    fn write_behind_if_due(&self) -> Result<()> {
+        if self.write_behind.claim() {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the held audit records, then `record` if any, in order.
+    fn write_audit(&self, record: Option<(&str, &str)>) -> Result<()> {
+        let _order = self.audit_order.write();
+        self.held_audit.write_out(record, |records| self.push_audit(records))
+    }
+
+    /// Pushes audit records (account, JSON), oldest first, onto the log of all and their
+    /// accounts' logs, in one atomic pipeline, each log trimmed to its newest 100,000.
+    fn push_audit(&self, records: &mut dyn Iterator<Item = (&str, &str)>) -> Result<()> {
+        let all = self.name(format_args!("audit"));
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        let mut push = |list: &str, json: &str| {
+            pipe.cmd("LPUSH").arg(list).arg(json).ignore();
+            pipe.cmd("LTRIM").arg(list).arg(0).arg(AUDIT_CAPACITY - 1).ignore();
+        };
+        for (account_id, json) in records {
+            push(&all, json);
+            push(&self.name(format_args!("audit:{account_id}")), json);
+        }
+        self.run(|con| pipe.query::<()>(con))
+    }
+
     fn insert_record(&self, keys: &[String], json: &str, secondary: &str, member: &str, resource: &'static str) -> Result<()> {
         let inserted: i64 = self.run(|con| {
             let mut invocation = self.insert.prepare_invoke();
@@ -628,8 +682,10 @@ impl Drop for RedisStore {
 }
 
 impl Store for RedisStore {
-    /// Writes this process's counts of authorized requests and the keys' `last_used_at`.
+    /// Writes the held audit records, this process's counts of authorized requests and the
+    /// keys' `last_used_at`.
     fn flush(&self) -> Result<()> {
+        self.write_audit(None)?;
         let meters: Vec<(String, Arc<AccountMeter>)> =
             self.meters.read().iter().map(|(a, m)| (a.clone(), m.clone())).collect();
         for (account, meter) in meters {
@@ -954,17 +1010,10 @@ impl Store for RedisStore {
     fn count_request(&self, key: &KeyEntry, _now: u64) -> Result<()> {
         key.meter.requests.fetch_add(1, Ordering::Relaxed);
         self.dirty.lock().insert(key.digest);
-        let elapsed = self.elapsed_ms();
-        let last = self.flushed_at.load(Ordering::Relaxed);
-        if elapsed >= last + WRITE_BEHIND_MS
-            && self.flushed_at.compare_exchange(last, elapsed, Ordering::Relaxed, Ordering::Relaxed).is_ok()
-        {
-            match self.flush() {
-                Err(Error::Unavailable(_)) if self.fail_open => {}
-                other => other?,
-            }
+        match self.write_behind_if_due() {
+            Err(Error::Unavailable(_)) if self.fail_open => Ok(()),
+            other => other,
         }
-        Ok(())
     }
 
     fn add_usage(&self, account: &str, metric: &str, quantity: u64, idempotency_key: Option<&str>, now: u64) -> Result<(u64, bool)> {
@@ -1036,37 +1085,30 @@ impl Store for RedisStore {
     }
 
     fn append_audit(&self, account_id: &str, record: String) -> Result<()> {
-        let all = self.name(format_args!("audit"));
-        let mine = self.name(format_args!("audit:{account_id}"));
-        self.run(|con| {
-            redis::pipe()
-                .atomic()
-                .cmd("LPUSH")
-                .arg(&all)
-                .arg(&record)
-                .ignore()
-                .cmd("LTRIM")
-                .arg(&all)
-                .arg(0)
-                .arg(AUDIT_CAPACITY - 1)
-                .ignore()
-                .cmd("LPUSH")
-                .arg(&mine)
-                .arg(&record)
-                .ignore()
-                .cmd("LTRIM")
-                .arg(&mine)
-                .arg(0)
-                .arg(AUDIT_CAPACITY - 1)
-                .ignore()
-                .query::<()>(con)
-        })
+        {
+            let _order = self.audit_order.read();
+            if self.held_audit.is_empty() {
+                return self.push_audit(&mut std::iter::once((account_id, record.as_str())));
+            }
+        }
+        self.write_audit(Some((account_id, &record)))
+    }
+
+    /// Held back, up to 10,000 records, and written with the next write-behind, the next record
+    /// appended, or the next read of the log, whichever comes first.
+    fn append_audit_behind(&self, account_id: &str, record: String) -> Result<()> {
+        if self.held_audit.hold(account_id, record) {
+            self.write_audit(None)
+        } else {
+            self.write_behind_if_due()
+        }
     }
 
     fn audit(&self, account: Option<&str>, limit: usize) -> Result<Vec<AuditRecord>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        self.write_audit(None)?;
         let list = match account {
             Some(account) => self.name(format_args!("audit:{account}")),
             None => self.name(format_args!("audit")),

@@ -30,15 +30,16 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::behind::{self, HeldAudit, Schedule};
 use super::slab::Slab;
 use super::{expire_one, AccountMeter, KeyEntry, KeyRef, SessionUpdate, Store};
 use crate::audit::AuditRecord;
@@ -48,13 +49,6 @@ use crate::session::{Session, Status};
 use crate::usage::{self, Alert};
 use crate::users::User;
 use crate::workers::{self, Worker, WorkerStatus};
-
-/// How long the `requests` counters, `last_used_at` and held audit records may stay
-/// unwritten, unless [`SqliteStore::with_write_behind`] says otherwise.
-const WRITE_BEHIND: Duration = Duration::from_secs(1);
-
-/// Audit records held back at most: past this many, they are written at once.
-const HELD_AUDIT_MAX: usize = 10_000;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -138,12 +132,10 @@ pub struct SqliteStore {
     meters: RwLock<HashMap<String, Arc<AccountMeter>>>,
     /// Keys used since the last write-behind.
     dirty: Mutex<HashSet<KeyDigest>>,
-    /// Audit records (account, JSON) written behind, oldest first.
-    held_audit: Mutex<Vec<(String, String)>>,
-    started: Instant,
-    flushed_at: AtomicU64,
-    /// How long held writes may wait: [`SqliteStore::with_write_behind`].
-    write_behind_ms: u64,
+    /// Audit records written behind.
+    held_audit: HeldAudit,
+    /// When held writes fall due: [`SqliteStore::with_write_behind`].
+    write_behind: Schedule,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -173,10 +165,8 @@ impl SqliteStore {
             keys: RwLock::default(),
             meters: RwLock::default(),
             dirty: Mutex::default(),
-            held_audit: Mutex::default(),
-            started: Instant::now(),
-            flushed_at: AtomicU64::new(0),
-            write_behind_ms: WRITE_BEHIND.as_millis() as u64,
+            held_audit: HeldAudit::default(),
+            write_behind: Schedule::new(behind::EVERY),
         };
         store.load()?;
         Ok(store)
@@ -247,22 +237,14 @@ impl SqliteStore {
     /// by default; see the module documentation). Longer means fewer disk writes under a
     /// flood of denials, and more lost in a crash.
     pub fn with_write_behind(mut self, every: Duration) -> Self {
-        self.write_behind_ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX);
+        self.write_behind = Schedule::new(every);
         self
-    }
-
-    fn elapsed_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
     }
 
     /// [`Store::flush`]es when the last write-behind is [`SqliteStore::with_write_behind`] old
     /// (one caller does).
     fn write_behind_if_due(&self) -> Result<()> {
-        let elapsed = self.elapsed_ms();
-        let last = self.flushed_at.load(Ordering::Relaxed);
-        if elapsed >= last.saturating_add(self.write_behind_ms)
-            && self.flushed_at.compare_exchange(last, elapsed, Ordering::Relaxed, Ordering::Relaxed).is_ok()
-        {
+        if self.write_behind.claim() {
             self.flush()?;
         }
         Ok(())
@@ -271,24 +253,17 @@ impl SqliteStore {
     /// Writes the held audit records, then `record` if any, in one transaction: the log keeps
     /// the order they were appended in. On failure the held records stay held.
     fn write_audit(&self, record: Option<(&str, &str)>) -> Result<()> {
+        // The connection's lock keeps the writes in order.
         let mut conn = self.conn.lock();
-        let held = std::mem::take(&mut *self.held_audit.lock());
-        if held.is_empty() && record.is_none() {
-            return Ok(());
-        }
-        let result = Self::tx_on(&mut conn, |tx| {
-            let mut insert = tx.prepare_cached("INSERT INTO audit (account_id, json) VALUES (?1, ?2)").map_err(db)?;
-            for (account, json) in held.iter().map(|(a, j)| (a.as_str(), j.as_str())).chain(record) {
-                insert.execute(params![account, json]).map_err(db)?;
-            }
-            Ok(())
-        });
-        if result.is_err() {
-            let mut now_held = self.held_audit.lock();
-            let later = std::mem::replace(&mut *now_held, held);
-            now_held.extend(later);
-        }
-        result
+        self.held_audit.write_out(record, |records| {
+            Self::tx_on(&mut conn, |tx| {
+                let mut insert = tx.prepare_cached("INSERT INTO audit (account_id, json) VALUES (?1, ?2)").map_err(db)?;
+                for (account, json) in records {
+                    insert.execute(params![account, json]).map_err(db)?;
+                }
+                Ok(())
+            })
+        })
     }
 
     fn fire(tx: &Transaction<'_>, account: &str, metric: &str, total: u64, now: u64) -> Result<()> {
@@ -788,16 +763,10 @@ impl Store for SqliteStore {
         self.write_audit(Some((account_id, &record)))
     }
 
-    /// Held back, up to `HELD_AUDIT_MAX` (10,000) records, and written with the next
-    /// write-behind, the next record appended, or the next read of the log, whichever comes
-    /// first.
+    /// Held back, up to 10,000 records, and written with the next write-behind, the next record
+    /// appended, or the next read of the log, whichever comes first.
     fn append_audit_behind(&self, account_id: &str, record: String) -> Result<()> {
-        let full = {
-            let mut held = self.held_audit.lock();
-            held.push((account_id.to_owned(), record));
-            held.len() >= HELD_AUDIT_MAX
-        };
-        if full {
+        if self.held_audit.hold(account_id, record) {
             self.write_audit(None)
         } else {
             self.write_behind_if_due()
