@@ -237,9 +237,9 @@ bench-python: python-env
 	$(PY) bindings/python/bench/authorize.py $(PY_BENCH_ARGS)
 
 ## The reference server's throughput beside the bare HTTP stack's and beside itself with the
-## engine's checks switched off (wrk, loopback), and one key's flood of 429s over SQLite beside
-## memory.
-bench-server:
+## engine's checks switched off (wrk, loopback), and one key's flood of 429s over SQLite and
+## over Redis beside memory.
+bench-server: redis-server
 	@mkdir -p $(BENCH_OUT)
 	set -o pipefail; bash benches/server/run.sh 2>&1 | tee $(BENCH_OUT)/server.log
 	set -o pipefail; bash benches/server/denials.sh 2>&1 | tee $(BENCH_OUT)/server-denials.log
