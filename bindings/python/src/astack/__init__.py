@@ -9,8 +9,8 @@ rate limits, sessions, tokens, workers, users, usage, audit), from Python.
         app = engine.create_key(decision.key_id, name="app", scopes=["sessions:write"])
         ...
 
-The engine is a Rust library reached through its C ABI by a small CPython extension; every call
-releases the GIL, so threads decide requests in parallel.
+The engine is a Rust library reached through its C ABI by a small CPython extension; one engine
+serves any number of threads (see :class:`Engine` for when a call releases the GIL).
 """
 
 from . import _native

@@ -5,11 +5,13 @@
  * reference count of calls in flight, so closing it while other threads are inside the library
  * never frees it under them), the hot path `authorize`, which fills a `Decision` object the
  * caller owns, and one generic entry point for the cold paths, which returns the result code
- * and the JSON text. Every call into the library releases the GIL. Python code (astack/engine.py)
- * turns codes into exceptions and JSON into records.
+ * and the JSON text. Every call into the library releases the GIL, but `authorize` over the
+ * memory store, which is shorter than a GIL hand-off. Python code (astack/engine.py) turns codes
+ * into exceptions and JSON into records.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 
 #include <stdint.h>
 #include <string.h>
@@ -211,6 +213,8 @@ typedef struct {
     astack_engine *engine;
     Py_ssize_t inflight; /* calls inside the library (changed only with the GIL held) */
     int closed;
+    /* Whether authorize may wait on I/O (a SQLite or Redis store); then it releases the GIL. */
+    char authorize_waits;
 } EngineObject;
 
 /* Marks a call as in flight; fails with EngineClosed after close(). With the GIL held. */
@@ -241,6 +245,7 @@ static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds) 
         self->engine = NULL;
         self->inflight = 0;
         self->closed = 0;
+        self->authorize_waits = 1;
     }
     return (PyObject *)self;
 }
@@ -334,8 +339,14 @@ static PyObject *authorize_impl(EngineObject *self, PyObject *const *args, Py_ss
         Py_DECREF(dec);
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS rc = astack_authorize(self->engine, key, op, &dec->d);
-    Py_END_ALLOW_THREADS
+    if (self->authorize_waits) {
+        Py_BEGIN_ALLOW_THREADS rc = astack_authorize(self->engine, key, op, &dec->d);
+        Py_END_ALLOW_THREADS
+    } else {
+        /* In memory a decision takes less time than handing the GIL over: threads that keep it
+         * take turns at full speed (as hashlib keeps it for short inputs). */
+        rc = astack_authorize(self->engine, key, op, &dec->d);
+    }
     engine_leave(self);
     dec->d.code = rc;
     if (rc == ASTACK_OK || (!raise && rc < 200)) return (PyObject *)dec;
@@ -562,6 +573,12 @@ static PyMethodDef engine_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyMemberDef engine_members[] = {
+    {"_authorize_waits", T_BOOL, offsetof(EngineObject, authorize_waits), 0,
+     "Whether authorize may wait on I/O and so releases the GIL (true unless the store is in memory)."},
+    {NULL, 0, 0, 0, NULL},
+};
+
 static PyGetSetDef engine_getset[] = {
     {"closed", (getter)engine_get_closed, NULL, "Whether close() was called.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
@@ -575,6 +592,7 @@ static PyTypeObject EngineType = {
     .tp_new = engine_new,
     .tp_dealloc = (destructor)engine_dealloc,
     .tp_methods = engine_methods,
+    .tp_members = engine_members,
     .tp_getset = engine_getset,
 };
 

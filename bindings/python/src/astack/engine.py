@@ -64,7 +64,11 @@ def config_check(config: Config = None) -> Dict[str, Any]:
 
 
 class Engine(_native.Engine):
-    """One engine serves any number of threads; every call releases the GIL.
+    """One engine serves any number of threads. Every call releases the GIL while it runs,
+    except :meth:`authorize` and :meth:`decide` over the memory store: a decision there takes
+    less time than handing the GIL to another thread, so threads take turns faster with it held
+    (as :mod:`hashlib` holds it for short inputs). Over SQLite or Redis, where a decision may
+    wait on the disk or the network, they release it too.
 
     ``Engine(config)`` reads the system clock; ``Engine(config, manual_clock=start_ms)`` reads a
     clock that moves only with :meth:`set_clock` and :meth:`advance_clock` (for tests). The
@@ -82,6 +86,8 @@ class Engine(_native.Engine):
         if code:
             check, body = _native.config_check(text)
             raise error_from(code, body if check == code else None)
+        # The configuration was valid: its `store`, when given, is an object.
+        self._authorize_waits = json.loads(text or "{}").get("store", {}).get("kind", "memory") != "memory"
 
     def __enter__(self) -> "Engine":
         return self
