@@ -58,11 +58,13 @@ test: test-rust test-server test-c test-node test-python test-go
 SQLITE_SUITES := sessions concurrency authorize users_usage_audit keys
 
 ## The Rust core: unit, integration and property tests (the Redis store's against a real
-## redis-server, installed here when missing), and the engine's suites again over SQLite.
+## redis-server, installed here when missing), the engine's suites again over SQLite, and
+## the memory-only build (no default features).
 test-rust: redis-server
 	$(CARGO) test --all-targets
 	$(CARGO) test --doc
 	ASTACK_TEST_STORE=sqlite $(CARGO) test $(addprefix --test ,$(SQLITE_SUITES))
+	$(CARGO) test --no-default-features --lib --tests
 
 # The Redis store's tests and benchmark start their own redis-server (Debian's package).
 redis-server:

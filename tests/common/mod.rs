@@ -162,14 +162,17 @@ impl Default for Fixture {
 }
 
 /// The store `ASTACK_TEST_STORE` names: `memory` (default) or `sqlite` (in a new temporary
-/// directory, returned to be kept alive).
+/// directory, returned to be kept alive; feature `sqlite`).
 pub fn test_store() -> (Arc<dyn Store>, Option<tempfile::TempDir>) {
     match std::env::var("ASTACK_TEST_STORE").as_deref() {
+        #[cfg(feature = "sqlite")]
         Ok("sqlite") => {
             let dir = tempfile::tempdir().expect("temporary directory");
             let store = astack::store::SqliteStore::open(dir.path().join("astack.db")).expect("sqlite store");
             (Arc::new(store), Some(dir))
         }
+        #[cfg(not(feature = "sqlite"))]
+        Ok("sqlite") => panic!("ASTACK_TEST_STORE=sqlite: this build has no `sqlite` feature"),
         Ok("memory") | Err(_) => (Arc::new(MemoryStore::new()), None),
         Ok(other) => panic!("ASTACK_TEST_STORE={other}: expected memory or sqlite"),
     }
