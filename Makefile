@@ -30,7 +30,7 @@ PY_TEST_DEPS := pytest pyjwt limits httpx uvicorn fastapi mypy
 # Where `make bench` keeps each bench's output for the table.
 BENCH_OUT := target/bench
 # BENCH_QUICK=1 shortens the binding benches as well.
-NODE_BENCH_ENV := $(if $(BENCH_QUICK),OPS=200000 NODE_OPS=60000,)
+NODE_BENCH_ENV := $(if $(BENCH_QUICK),OPS=200000 NODE_OPS=60000 DURATION=1000,)
 PY_BENCH_ARGS := $(if $(BENCH_QUICK),--requests 50000,)
 GO_BENCH_ARGS := $(if $(BENCH_QUICK),-pairs 7,)
 
@@ -222,10 +222,13 @@ bench-rust:
 	$(CARGO) bench --bench threads 2>&1 | tee $(BENCH_OUT)/rust-threads.log
 	$(CARGO) bench --bench sessions 2>&1 | tee $(BENCH_OUT)/rust-sessions.log
 
-## authorize through the Node addon vs the same policy in plain Node (rate-limiter-flexible).
-bench-node:
+## authorize through the Node addon vs the same policy in plain Node (rate-limiter-flexible);
+## then engine.promises against the synchronous calls, over Redis (its own redis-server) and
+## over the memory store.
+bench-node: redis-server
 	cd bindings/node && npm install
 	$(NODE_BENCH_ENV) node bindings/node/bench/authorize.js
+	$(NODE_BENCH_ENV) node bindings/node/bench/promises.js
 
 ## Go: Authorize through cgo beside the same policy in plain Go (sha256 + map + x/time/rate),
 ## 100,000 keys, serial and parallel, with the ratio.

@@ -275,10 +275,17 @@ export class Engine {
   /** The configuration with defaults filled in (secrets redacted); throws InvalidConfigError. */
   static checkConfig(config?: EngineConfig | string | null): EngineConfig;
 
-  /** Frees the engine now; idempotent. Later calls throw EngineClosedError. */
+  /** Frees the engine now, or once the calls of `promises` under way have finished;
+   *  idempotent. Later calls throw EngineClosedError (and those of `promises` reject with it). */
   close(): void;
   readonly closed: boolean;
   [Symbol.dispose](): void;
+
+  /** The store the configuration chose. Over SQLite and Redis a call may wait on the disk or
+   *  the network: use `promises` there, so that the event loop goes on meanwhile. */
+  readonly store: StoreKind;
+  /** The calls that may wait on the store, as promises run on libuv's thread pool. */
+  readonly promises: EnginePromises;
 
   /** Decides a request (SPEC §4), synchronously; throws the AstackError of a denial. */
   authorize(apiKey: string | null | undefined, operation: Operation): Decision;
@@ -327,6 +334,26 @@ export class Engine {
   setClock(time: number | Date): void;
   advanceClock(milliseconds: number): void;
 }
+
+export type StoreKind = 'memory' | 'sqlite' | 'redis';
+
+/** The Engine methods that `engine.promises` has. */
+export type PromisedMethod =
+  | 'authorize'
+  | 'createKey' | 'listKeys' | 'getKey' | 'revokeKey' | 'rotateKey'
+  | 'createSession' | 'getSession' | 'listSessions' | 'terminateSession' | 'connectSession' | 'endSession'
+  | 'issueToken' | 'registerWorker' | 'updateWorker' | 'listWorkers'
+  | 'createUser' | 'getUser' | 'listUsers' | 'updateUser' | 'deleteUser'
+  | 'recordUsage' | 'getUsage' | 'createAlert' | 'listAlerts' | 'listAudit' | 'metrics';
+
+/**
+ * `engine.promises`: each of the Engine's calls that may wait on its store, with the same
+ * arguments, resolving to what the Engine's method returns or rejecting with what it throws.
+ * Each runs on libuv's thread pool (`UV_THREADPOOL_SIZE` threads, 4 by default).
+ */
+export type EnginePromises = {
+  [M in PromisedMethod]: Engine[M] extends (...args: infer A) => infer R ? (...args: A) => Promise<R> : never;
+};
 
 /** The SPEC §5 headers of a decision or of an error carrying one. */
 export function rateLimitHeaders(decision: Decision | DeniedDecision | AstackError | null | undefined): RateLimitHeaders;

@@ -128,16 +128,28 @@ function ms(value, name) {
   return value;
 }
 
-// Indices of the addon's CALLS table (src/addon.c).
+// The cold calls: each one's index in the addon's CALLS table (src/addon.c), and the field of
+// its answer that the method returns (lists answer `{"data": [...]}`), if not the whole answer.
 const C = {
-  keyCreate: 0, keyList: 1, keyGet: 2, keyRevoke: 3, keyRotate: 4,
-  sessionCreate: 5, sessionGet: 6, sessionList: 7, sessionTerminate: 8, sessionConnect: 9, sessionEnd: 10,
-  tokenIssue: 11, workerRegister: 12, workerUpdate: 13, workerList: 14,
-  userCreate: 15, userGet: 16, userList: 17, userUpdate: 18, userDelete: 19,
-  usageRecord: 20, usageGet: 21, alertCreate: 22, alertList: 23, auditList: 24, metrics: 25,
+  keyCreate: [0], keyList: [1, 'data'], keyGet: [2], keyRevoke: [3], keyRotate: [4],
+  sessionCreate: [5], sessionGet: [6], sessionList: [7, 'data'], sessionTerminate: [8], sessionConnect: [9],
+  sessionEnd: [10], tokenIssue: [11, 'session_token'], workerRegister: [12], workerUpdate: [13],
+  workerList: [14, 'data'], userCreate: [15], userGet: [16], userList: [17, 'data'], userUpdate: [18], userDelete: [19],
+  usageRecord: [20], usageGet: [21], alertCreate: [22], alertList: [23, 'data'], auditList: [24, 'data'], metrics: [25],
 };
 
+// The Engine methods made of one cold call each: `engine.promises` has each of them too.
+const COLD_METHODS = [
+  'createKey', 'listKeys', 'getKey', 'revokeKey', 'rotateKey',
+  'createSession', 'getSession', 'listSessions', 'terminateSession', 'connectSession', 'endSession',
+  'issueToken', 'registerWorker', 'updateWorker', 'listWorkers',
+  'createUser', 'getUser', 'listUsers', 'updateUser', 'deleteUser',
+  'recordUsage', 'getUsage', 'createAlert', 'listAlerts', 'listAudit', 'metrics',
+];
+
 const kNative = Symbol('astack.native');
+// How an Engine method makes its cold call: (call, keyId, arg1?, arg2?) => answer.
+const kCall = Symbol('astack.call');
 
 // Result numbers (include/astack.h) → stable codes, for the hot path's denials.
 const RESULT_CODES = new Map();
@@ -168,6 +180,39 @@ function denied(n, b, op) {
 }
 
 /**
+ * The decision of an allowed request, from authorize's answer (the ids) and the decision's
+ * numbers `b` (see src/addon.c); throws the error of a denied one.
+ */
+function decisionOf(ids, b, op) {
+  if (typeof ids !== 'string') throw denied(ids, b, op);
+  const n = b[9];
+  return {
+    keyId: ids.slice(0, n),
+    accountId: ids.slice(n),
+    window: b[1] === 1 ? 'hour' : 'minute',
+    limit: b[2],
+    remaining: b[3],
+    reset: b[4],
+    retryAfter: b[5],
+    requestsPerMinute: b[6],
+    requestsPerHour: b[7],
+    concurrentSessions: b[8],
+  };
+}
+
+/** A SPEC §3 operation name's number; throws InvalidArgumentError for any other value. */
+function operationOf(operation) {
+  const op = OPERATIONS[operation];
+  return op === undefined ? operationNumber(operation) : op;
+}
+
+/** Answers a cold call: the JSON text parsed, or the field of it that `call` names. */
+function answerOf(call, json) {
+  const answer = JSON.parse(json);
+  return call[1] === undefined ? answer : answer[call[1]];
+}
+
+/**
  * One astack engine: keys, scopes, limits, sessions, tokens, workers, users, usage and audit.
  *
  * `new Engine(config?, options?)`: `config` is the SPEC §11 document (object or JSON text);
@@ -186,9 +231,28 @@ class Engine {
     }
     this[kNative] = new native.NativeEngine(json, manual, start);
     this.#decision = this[kNative].decision;
+    const store = json === null ? undefined : JSON.parse(json).store;
+    this.#store = (store && store.kind) || 'memory';
   }
 
   #decision;
+  #store;
+  #promises;
+
+  /**
+   * The kind of store the engine keeps its state in: `'memory'`, `'sqlite'` or `'redis'`.
+   * Over SQLite and Redis a call may wait on the disk or the network: use `engine.promises`
+   * there, so that the JavaScript thread goes on meanwhile.
+   */
+  get store() {
+    return this.#store;
+  }
+
+  /** The engine's calls that may wait on its store, as promises (see EnginePromises). */
+  get promises() {
+    if (this.#promises === undefined) this.#promises = new EnginePromises(this, this[kNative]);
+    return this.#promises;
+  }
 
   /** The library's version, "MAJOR.MINOR.PATCH". */
   static get version() {
@@ -202,7 +266,8 @@ class Engine {
     return JSON.parse(native.configCheck(json));
   }
 
-  /** Frees the engine now. Idempotent; any later call throws EngineClosedError. */
+  /** Frees the engine now, or once the calls of `engine.promises` under way have finished.
+   *  Idempotent; any later call throws EngineClosedError. */
   close() {
     this[kNative].close();
   }
@@ -221,24 +286,8 @@ class Engine {
    * `decision` when the key was authenticated (for the rate-limit headers).
    */
   authorize(apiKey, operation) {
-    let op = OPERATIONS[operation];
-    if (op === undefined) op = operationNumber(operation);
-    const ids = this[kNative].authorize(apiKey, op);
-    const b = this.#decision;
-    if (typeof ids !== 'string') throw denied(ids, b, op);
-    const n = b[9];
-    return {
-      keyId: ids.slice(0, n),
-      accountId: ids.slice(n),
-      window: b[1] === 1 ? 'hour' : 'minute',
-      limit: b[2],
-      remaining: b[3],
-      reset: b[4],
-      retryAfter: b[5],
-      requestsPerMinute: b[6],
-      requestsPerHour: b[7],
-      concurrentSessions: b[8],
-    };
+    const op = operationOf(operation);
+    return decisionOf(this[kNative].authorize(apiKey, op), this.#decision, op);
   }
 
   /**
@@ -259,50 +308,50 @@ class Engine {
   }
 
   createKey(actor, request) {
-    return this.#call(C.keyCreate, actor, document(request, 'request'));
+    return this[kCall](C.keyCreate, actor, document(request, 'request'));
   }
 
   listKeys(actor, options) {
-    return this.#call(C.keyList, actor, limitOf(options)).data;
+    return this[kCall](C.keyList, actor, limitOf(options));
   }
 
   getKey(actor, id) {
-    return this.#call(C.keyGet, actor, id);
+    return this[kCall](C.keyGet, actor, id);
   }
 
   revokeKey(actor, id) {
-    return this.#call(C.keyRevoke, actor, id);
+    return this[kCall](C.keyRevoke, actor, id);
   }
 
   rotateKey(actor, id, options) {
     const grace = typeof options === 'number' ? options : (options && options.gracePeriodSeconds) || 0;
-    return this.#call(C.keyRotate, actor, id, grace);
+    return this[kCall](C.keyRotate, actor, id, grace);
   }
 
   // Sessions ---------------------------------------------------------------------------------
 
   createSession(actor, request) {
-    return this.#call(C.sessionCreate, actor, document(request, 'request'));
+    return this[kCall](C.sessionCreate, actor, document(request, 'request'));
   }
 
   getSession(actor, id) {
-    return this.#call(C.sessionGet, actor, id);
+    return this[kCall](C.sessionGet, actor, id);
   }
 
   listSessions(actor, options) {
-    return this.#call(C.sessionList, actor, limitOf(options)).data;
+    return this[kCall](C.sessionList, actor, limitOf(options));
   }
 
   terminateSession(actor, id) {
-    return this.#call(C.sessionTerminate, actor, id);
+    return this[kCall](C.sessionTerminate, actor, id);
   }
 
   connectSession(actor, id, sessionToken) {
-    return this.#call(C.sessionConnect, actor, id, sessionToken);
+    return this[kCall](C.sessionConnect, actor, id, sessionToken);
   }
 
   endSession(actor, id, request = { outcome: 'completed' }) {
-    return this.#call(C.sessionEnd, actor, id, document(request, 'request'));
+    return this[kCall](C.sessionEnd, actor, id, document(request, 'request'));
   }
 
   /** Expires every live session past its expiry; returns how many this call expired. */
@@ -319,7 +368,7 @@ class Engine {
 
   /** A new session token for a live session. */
   issueToken(actor, sessionId) {
-    return this.#call(C.tokenIssue, actor, sessionId).session_token;
+    return this[kCall](C.tokenIssue, actor, sessionId);
   }
 
   /** Verifies a session token (SPEC §7); returns its claims or throws InvalidTokenError. */
@@ -332,65 +381,65 @@ class Engine {
   // Workers ----------------------------------------------------------------------------------
 
   registerWorker(actor, worker) {
-    return this.#call(C.workerRegister, actor, document(worker, 'worker'));
+    return this[kCall](C.workerRegister, actor, document(worker, 'worker'));
   }
 
   updateWorker(actor, nodeId, change) {
-    return this.#call(C.workerUpdate, actor, nodeId, document(change, 'change'));
+    return this[kCall](C.workerUpdate, actor, nodeId, document(change, 'change'));
   }
 
   listWorkers(actor) {
-    return this.#call(C.workerList, actor).data;
+    return this[kCall](C.workerList, actor);
   }
 
   // Users ------------------------------------------------------------------------------------
 
   createUser(actor, request) {
-    return this.#call(C.userCreate, actor, document(request, 'request'));
+    return this[kCall](C.userCreate, actor, document(request, 'request'));
   }
 
   getUser(actor, id) {
-    return this.#call(C.userGet, actor, id);
+    return this[kCall](C.userGet, actor, id);
   }
 
   listUsers(actor, options) {
-    return this.#call(C.userList, actor, limitOf(options)).data;
+    return this[kCall](C.userList, actor, limitOf(options));
   }
 
   updateUser(actor, id, change) {
-    return this.#call(C.userUpdate, actor, id, document(change, 'change'));
+    return this[kCall](C.userUpdate, actor, id, document(change, 'change'));
   }
 
   deleteUser(actor, id) {
-    return this.#call(C.userDelete, actor, id);
+    return this[kCall](C.userDelete, actor, id);
   }
 
   // Usage and alerts -------------------------------------------------------------------------
 
   recordUsage(actor, request) {
-    return this.#call(C.usageRecord, actor, document(request, 'request'));
+    return this[kCall](C.usageRecord, actor, document(request, 'request'));
   }
 
   getUsage(actor) {
-    return this.#call(C.usageGet, actor);
+    return this[kCall](C.usageGet, actor);
   }
 
   createAlert(actor, request) {
-    return this.#call(C.alertCreate, actor, document(request, 'request'));
+    return this[kCall](C.alertCreate, actor, document(request, 'request'));
   }
 
   listAlerts(actor) {
-    return this.#call(C.alertList, actor).data;
+    return this[kCall](C.alertList, actor);
   }
 
   // Audit and metrics ------------------------------------------------------------------------
 
   listAudit(actor, options) {
-    return this.#call(C.auditList, actor, limitOf(options)).data;
+    return this[kCall](C.auditList, actor, limitOf(options));
   }
 
   metrics(actor) {
-    return this.#call(C.metrics, actor);
+    return this[kCall](C.metrics, actor);
   }
 
   // Configuration and clock ------------------------------------------------------------------
@@ -415,8 +464,50 @@ class Engine {
     this[kNative].advanceClock(ms(milliseconds, 'milliseconds'));
   }
 
-  #call(index, actor, a, b) {
-    return JSON.parse(this[kNative].call(index, actorId(actor), a, b));
+  [kCall](call, actor, a, b) {
+    return answerOf(call, this[kNative].call(call[0], actorId(actor), a, b));
+  }
+}
+
+/**
+ * The calls of an Engine that may wait on its store, as promises (`engine.promises`, as Node's
+ * `fs.promises`): `authorize` and every method made of one call on the store (keys, sessions,
+ * tokens, workers, users, usage, alerts, audit, metrics), with the Engine's arguments and
+ * answers. Each runs on libuv's thread pool (`UV_THREADPOOL_SIZE` threads, 4 by default), so
+ * the JavaScript thread goes on while SQLite waits on the disk or Redis on the network; a
+ * failure rejects with the AstackError the Engine's method would throw. Over the memory store
+ * the Engine's own methods are faster: they answer in well under a microsecond, less than the
+ * hop to a pool thread and back.
+ */
+class EnginePromises {
+  #native;
+  // The Engine, seen through an object whose cold calls go to the thread pool.
+  #pooled;
+
+  constructor(engine, nativeEngine) {
+    this.#native = nativeEngine;
+    const call = (c, actor, a, b) => nativeEngine.callAsync(c[0], actorId(actor), a, b).then((json) => answerOf(c, json));
+    this.#pooled = Object.create(engine, { [kCall]: { value: call } });
+  }
+
+  /** Engine#authorize, as a promise: resolves to the decision, or rejects with the error of
+   *  a denied request. */
+  async authorize(apiKey, operation) {
+    const op = operationOf(operation);
+    const [ids, numbers] = await this.#native.authorizeAsync(apiKey, op);
+    return decisionOf(ids, numbers, op);
+  }
+
+  static {
+    for (const name of COLD_METHODS) {
+      const method = Engine.prototype[name];
+      const pooled = {
+        async [name](...args) {
+          return method.apply(this.#pooled, args);
+        },
+      }[name];
+      Object.defineProperty(EnginePromises.prototype, name, { value: pooled, writable: true, configurable: true });
+    }
   }
 }
 

@@ -36,14 +36,19 @@ class AStackSDK {
     }
     /** The SDK's own key (null when it has none). */
     this.apiKey = apiKey || null;
+    this.#calls = this.engine.store === 'memory' ? this.engine : this.engine.promises;
   }
 
+  // The engine's calls: its own methods over the memory store, else its promises, which run
+  // on libuv's thread pool while the store waits on the disk or the network.
+  #calls;
+
   /** The acting key id for `operation`. */
-  actor(operation, options = {}) {
+  async #actor(operation, options) {
     if (options.keyId !== undefined || options.actor !== undefined) return actorId(options.keyId || options.actor);
     const context = requestContext.getStore();
     if (context) return context.keyId;
-    return this.engine.authorize(this.apiKey, operation).keyId;
+    return (await this.#calls.authorize(this.apiKey, operation)).keyId;
   }
 
   /**
@@ -56,7 +61,7 @@ class AStackSDK {
     for (const [name, field] of Object.entries(SESSION_FIELDS)) {
       if (options[name] !== undefined) request[field] = options[name];
     }
-    const created = this.engine.createSession(this.actor('session.create', options), request);
+    const created = await this.#calls.createSession(await this.#actor('session.create', options), request);
     const sessionToken = created.session_token;
     delete created.session_token;
     return { session: created, sessionToken };
@@ -64,22 +69,22 @@ class AStackSDK {
 
   /** Resolves to a new session token (a JWT, SPEC §7) for live session `sessionId`. */
   async generateSessionToken(sessionId, options = {}) {
-    return this.engine.issueToken(this.actor('session.create', options), sessionId);
+    return this.#calls.issueToken(await this.#actor('session.create', options), sessionId);
   }
 
   /** Resolves to the session. */
   async getSession(sessionId, options = {}) {
-    return this.engine.getSession(this.actor('session.read', options), sessionId);
+    return this.#calls.getSession(await this.#actor('session.read', options), sessionId);
   }
 
   /** Resolves to the account's sessions, newest first. */
   async listSessions(options = {}) {
-    return this.engine.listSessions(this.actor('session.read', options), options);
+    return this.#calls.listSessions(await this.#actor('session.read', options), options);
   }
 
   /** Terminates a session (COMPLETED); resolves to it. */
   async terminateSession(sessionId, options = {}) {
-    return this.engine.terminateSession(this.actor('session.terminate', options), sessionId);
+    return this.#calls.terminateSession(await this.#actor('session.terminate', options), sessionId);
   }
 
   /** Resolves to a session token's claims, or rejects with InvalidTokenError. */

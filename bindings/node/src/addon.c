@@ -11,6 +11,9 @@
  * Every other failure is thrown as the value the JavaScript error factory (lib/engine.js,
  * installed with `setErrorFactory`) makes from the stable code and the error body.
  *
+ * `authorizeAsync` and `callAsync` run the same calls on libuv's thread pool and answer with a
+ * promise (`engine.promises` in lib/engine.js), for stores that wait on a disk or a network.
+ *
  * Per-environment state (the error factory) lives in napi instance data, so
  * the addon also loads in worker threads. */
 #define _POSIX_C_SOURCE 200809L /* strnlen */
@@ -88,15 +91,17 @@ static napi_value make_string(napi_env env, const char *text) {
   return value;
 }
 
-/* Throws the error the JavaScript factory makes of `code` (a stable snake_case code), the
- * error body `json` (may be NULL) and a decision object (may be NULL). Returns NULL so callers
- * can `return throw_astack(...)`. */
-static napi_value throw_astack(napi_env env, const char *code, const char *json, napi_value decision) {
+/* The error the JavaScript factory makes of `code` (a stable snake_case code), the error body
+ * `json` (may be NULL) and a decision object (may be NULL); NULL with an exception pending if
+ * the factory failed. */
+static napi_value astack_error(napi_env env, const char *code, const char *json, napi_value decision) {
   addon_state *state = state_of(env);
   napi_value argv[3], factory, error = NULL, global;
   if (state == NULL || state->error_factory == NULL) {
-    napi_throw_error(env, code, json ? json : code);
-    return NULL;
+    napi_value message;
+    napi_create_string_utf8(env, json ? json : code, NAPI_AUTO_LENGTH, &message);
+    napi_create_error(env, make_string(env, code), message, &error);
+    return error;
   }
   factory = ref_value(env, state->error_factory);
   argv[0] = make_string(env, code);
@@ -108,7 +113,13 @@ static napi_value throw_astack(napi_env env, const char *code, const char *json,
     throw_last_napi_error(env);
     return NULL;
   }
-  napi_throw(env, error);
+  return error;
+}
+
+/* Throws astack_error(...). Returns NULL so callers can `return throw_astack(...)`. */
+static napi_value throw_astack(napi_env env, const char *code, const char *json, napi_value decision) {
+  napi_value error = astack_error(env, code, json, decision);
+  if (error != NULL) napi_throw(env, error);
   return NULL;
 }
 
@@ -227,30 +238,42 @@ enum {
   D_SLOTS
 };
 
+/* A NativeEngine. `pending` counts its calls queued or running on libuv's thread pool; each
+ * holds a reference to the JavaScript object, so it cannot be collected under them. close()
+ * marks the box `closed` at once, and frees the engine then or, while calls are pending, when
+ * the last one completes. Both run on the JavaScript thread only. */
 typedef struct {
-  astack_engine *engine;
-  napi_ref decision; /* the ArrayBuffer behind the decision buffer */
+  astack_engine *engine; /* NULL once freed */
+  napi_ref decision;     /* the ArrayBuffer behind the decision buffer */
+  unsigned pending;
+  bool closed;
 } engine_box;
 
 static void engine_finalize(napi_env env, void *data, void *hint) {
   engine_box *box = data;
   (void)hint;
   if (box == NULL) return;
-  astack_engine_free(box->engine); /* NULL after close(): a no-op */
   if (box->decision != NULL) napi_delete_reference(env, box->decision);
+  /* Calls pending here means the environment is being torn down under them (a collected
+   * object has none): leave the engine and the box to the process's exit rather than free
+   * them under a thread still running. */
+  if (box->pending > 0) return;
+  astack_engine_free(box->engine); /* NULL after close(): a no-op */
   free(box);
 }
 
-/* The box behind `this`, and up to `max` arguments (missing ones are undefined). */
-static engine_box *engine_this(napi_env env, napi_callback_info info, size_t max, napi_value *argv) {
-  napi_value self;
+/* The box behind `this` (and `this` itself in `*self` unless `self` is NULL), and up to `max`
+ * arguments (missing ones are undefined). */
+static engine_box *engine_this(napi_env env, napi_callback_info info, size_t max, napi_value *argv, napi_value *self) {
+  napi_value this_value;
   size_t argc = max;
   void *box = NULL;
-  if (napi_get_cb_info(env, info, &argc, argv, &self, NULL) != napi_ok) {
+  if (self == NULL) self = &this_value;
+  if (napi_get_cb_info(env, info, &argc, argv, self, NULL) != napi_ok) {
     throw_last_napi_error(env);
     return NULL;
   }
-  if (napi_unwrap(env, self, &box) != napi_ok || box == NULL) {
+  if (napi_unwrap(env, *self, &box) != napi_ok || box == NULL) {
     napi_throw_type_error(env, "ERR_INVALID_THIS", "not a NativeEngine");
     return NULL;
   }
@@ -260,9 +283,9 @@ static engine_box *engine_this(napi_env env, napi_callback_info info, size_t max
 /* The live engine behind `this`, or NULL with an exception pending (engine_closed after
  * close()). */
 static astack_engine *live_engine(napi_env env, napi_callback_info info, size_t max, napi_value *argv) {
-  engine_box *box = engine_this(env, info, max, argv);
+  engine_box *box = engine_this(env, info, max, argv, NULL);
   if (box == NULL) return NULL;
-  if (box->engine == NULL) {
+  if (box->closed) {
     throw_closed(env, NULL);
     return NULL;
   }
@@ -306,6 +329,8 @@ static napi_value engine_new(napi_env env, napi_callback_info info) {
   }
   box->engine = engine;
   box->decision = NULL;
+  box->pending = 0;
+  box->closed = false;
   if (napi_wrap(env, self, box, engine_finalize, NULL, NULL) != napi_ok) {
     engine_finalize(env, box, NULL);
     throw_last_napi_error(env);
@@ -324,88 +349,115 @@ static napi_value engine_new(napi_env env, napi_callback_info info) {
   return self;
 }
 
-/* close(): frees the engine now; idempotent. Returns whether this call closed it. */
-static napi_value engine_close(napi_env env, napi_callback_info info) {
-  engine_box *box = engine_this(env, info, 0, NULL);
-  napi_value closed;
-  if (box == NULL) return NULL;
-  napi_get_boolean(env, box->engine != NULL, &closed);
+/* Frees the engine of a closed box once no call is pending on it. */
+static void engine_release(engine_box *box) {
+  if (!box->closed || box->pending > 0) return;
   astack_engine_free(box->engine);
   box->engine = NULL;
+}
+
+/* close(): no call may follow; the engine is freed now, or when the last pending call
+ * completes. Idempotent. Returns whether this call closed it. */
+static napi_value engine_close(napi_env env, napi_callback_info info) {
+  engine_box *box = engine_this(env, info, 0, NULL, NULL);
+  napi_value closed;
+  if (box == NULL) return NULL;
+  napi_get_boolean(env, !box->closed, &closed);
+  box->closed = true;
+  engine_release(box);
   return closed;
 }
 
 static napi_value engine_is_closed(napi_env env, napi_callback_info info) {
-  engine_box *box = engine_this(env, info, 0, NULL);
+  engine_box *box = engine_this(env, info, 0, NULL, NULL);
   napi_value closed;
   if (box == NULL) return NULL;
-  napi_get_boolean(env, box->engine == NULL, &closed);
+  napi_get_boolean(env, box->closed, &closed);
   return closed;
 }
 
 /* Longest key read onto the stack. Keys are 39 characters: anything longer is invalid. */
 #define KEY_BUFFER 128
 
-/* authorize(apiKey: string | null | undefined, operation: number) → on success the string
- * keyId + accountId (split at slot D_KEY_ID_LENGTH), else the result number; either way the
- * decision's numbers are in the decision buffer. Allocates nothing but the answer string. */
-static napi_value engine_authorize(napi_env env, napi_callback_info info) {
-  napi_value argv[2] = {NULL, NULL}, answer;
+/* Reads authorize's arguments: the key into `key` (a KEY_BUFFER; "-", which no key matches,
+ * for a string too long or holding a NUL, "" for null or undefined) and the operation number.
+ * Returns false with a JavaScript exception pending. */
+static bool read_authorize_args(napi_env env, napi_value *argv, char *key, uint32_t *operation) {
   napi_valuetype type = napi_undefined;
-  char key[KEY_BUFFER];
+  size_t length = 0;
+  key[0] = '\0';
+  if (argv[0] != NULL) napi_typeof(env, argv[0], &type);
+  if (type == napi_string) {
+    napi_get_value_string_utf8(env, argv[0], key, KEY_BUFFER, &length);
+    /* Too long to be a key (possibly cut short), or holding a NUL that would cut it short:
+     * either way not a key. "-" fails the format check before any lookup. */
+    if (length >= KEY_BUFFER - 4 || strlen(key) != length) strcpy(key, "-");
+  } else if (type != napi_undefined && type != napi_null) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "The \"apiKey\" argument must be of type string");
+    return false;
+  }
+  if (argv[1] == NULL || napi_get_value_uint32(env, argv[1], operation) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "The \"operation\" argument must be an operation number");
+    return false;
+  }
+  return true;
+}
+
+/* Writes a decision's numbers into the D_SLOTS doubles of `slots`. */
+static void write_slots(double *slots, astack_result result, const astack_decision *d) {
+  slots[D_CODE] = (double)result;
+  slots[D_WINDOW] = (double)d->window;
+  slots[D_LIMIT] = (double)d->limit;
+  slots[D_REMAINING] = (double)d->remaining;
+  slots[D_RESET] = (double)d->reset;
+  slots[D_RETRY_AFTER] = (double)d->retry_after;
+  slots[D_REQUESTS_PER_MINUTE] = (double)d->requests_per_minute;
+  slots[D_REQUESTS_PER_HOUR] = (double)d->requests_per_hour;
+  slots[D_CONCURRENT_SESSIONS] = (double)d->concurrent_sessions;
+  slots[D_KEY_ID_LENGTH] = (double)(result == ASTACK_OK ? strnlen(d->key_id, ASTACK_KEY_ID_SIZE - 1) : 0);
+}
+
+/* authorize's answer: the string keyId + accountId when allowed (split at slot
+ * D_KEY_ID_LENGTH), else the result number. NULL with an exception pending. */
+static napi_value authorize_answer(napi_env env, astack_result result, const astack_decision *d) {
   char ids[ASTACK_KEY_ID_SIZE + ASTACK_ACCOUNT_ID_SIZE];
-  size_t length = 0, key_id_length, account_length, buffer_length = 0;
+  size_t key_id_length, account_length;
+  napi_value answer;
+  if (result != ASTACK_OK) {
+    CHECK_NAPI(napi_create_uint32(env, result, &answer));
+    return answer;
+  }
+  key_id_length = strnlen(d->key_id, ASTACK_KEY_ID_SIZE - 1);
+  account_length = strnlen(d->account_id, ASTACK_ACCOUNT_ID_SIZE - 1);
+  memcpy(ids, d->key_id, key_id_length);
+  memcpy(ids + key_id_length, d->account_id, account_length);
+  CHECK_NAPI(napi_create_string_utf8(env, ids, key_id_length + account_length, &answer));
+  return answer;
+}
+
+/* authorize(apiKey: string | null | undefined, operation: number) → authorize_answer; either
+ * way the decision's numbers are in the decision buffer. Allocates nothing but the answer
+ * string. */
+static napi_value engine_authorize(napi_env env, napi_callback_info info) {
+  napi_value argv[2] = {NULL, NULL};
+  char key[KEY_BUFFER];
+  size_t buffer_length = 0;
   uint32_t operation = 0;
   astack_decision d;
   astack_result result;
   double *slots = NULL;
-  engine_box *box = engine_this(env, info, 2, argv);
+  engine_box *box = engine_this(env, info, 2, argv, NULL);
   if (box == NULL) return NULL;
-  if (box->engine == NULL) return throw_closed(env, NULL);
-
-  key[0] = '\0';
-  if (argv[0] != NULL) napi_typeof(env, argv[0], &type);
-  if (type == napi_string) {
-    napi_get_value_string_utf8(env, argv[0], key, sizeof key, &length);
-    /* Too long to be a key (possibly cut short), or holding a NUL that would cut it short:
-     * either way not a key. "-" fails the format check before any lookup. */
-    if (length >= sizeof key - 4 || strlen(key) != length) strcpy(key, "-");
-  } else if (type != napi_undefined && type != napi_null) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "The \"apiKey\" argument must be of type string");
-    return NULL;
-  }
-  if (argv[1] == NULL || napi_get_value_uint32(env, argv[1], &operation) != napi_ok) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "The \"operation\" argument must be an operation number");
-    return NULL;
-  }
+  if (box->closed) return throw_closed(env, NULL);
+  if (!read_authorize_args(env, argv, key, &operation)) return NULL;
   CHECK_NAPI(napi_get_arraybuffer_info(env, ref_value(env, box->decision), (void **)&slots, &buffer_length));
   if (slots == NULL || buffer_length < D_SLOTS * sizeof(double)) {
     napi_throw_error(env, "ERR_ASTACK_DETACHED", "the decision buffer was detached");
     return NULL;
   }
-
   result = astack_authorize_op(box->engine, key, operation, &d);
-  slots[D_CODE] = (double)result;
-  slots[D_WINDOW] = (double)d.window;
-  slots[D_LIMIT] = (double)d.limit;
-  slots[D_REMAINING] = (double)d.remaining;
-  slots[D_RESET] = (double)d.reset;
-  slots[D_RETRY_AFTER] = (double)d.retry_after;
-  slots[D_REQUESTS_PER_MINUTE] = (double)d.requests_per_minute;
-  slots[D_REQUESTS_PER_HOUR] = (double)d.requests_per_hour;
-  slots[D_CONCURRENT_SESSIONS] = (double)d.concurrent_sessions;
-  if (result != ASTACK_OK) {
-    slots[D_KEY_ID_LENGTH] = 0;
-    CHECK_NAPI(napi_create_uint32(env, result, &answer));
-    return answer;
-  }
-  key_id_length = strnlen(d.key_id, ASTACK_KEY_ID_SIZE - 1);
-  account_length = strnlen(d.account_id, ASTACK_ACCOUNT_ID_SIZE - 1);
-  memcpy(ids, d.key_id, key_id_length);
-  memcpy(ids + key_id_length, d.account_id, account_length);
-  slots[D_KEY_ID_LENGTH] = (double)key_id_length; /* ASCII: UTF-16 length = byte length */
-  CHECK_NAPI(napi_create_string_utf8(env, ids, key_id_length + account_length, &answer));
-  return answer;
+  write_slots(slots, result, &d);
+  return authorize_answer(env, result, &d);
 }
 
 /* headers(allowed, window, limit, remaining, reset, retryAfter, requestsPerMinute,
@@ -504,54 +556,85 @@ static const cold_call CALLS[] = {
 };
 #define CALL_COUNT (sizeof CALLS / sizeof CALLS[0])
 
-/* call(index, keyId, arg1?, arg2?) → the answer's JSON text. */
-static napi_value engine_call(napi_env env, napi_callback_info info) {
-  napi_value argv[4] = {NULL, NULL, NULL, NULL}, answer = NULL;
-  uint32_t index = 0;
-  uint64_t number = 0;
-  char *key_id = NULL, *s1 = NULL, *s2 = NULL, *json = NULL;
+/* A cold call and its arguments, read from JavaScript (free with free_call). */
+typedef struct {
   const cold_call *c;
-  astack_result result = ASTACK_INTERNAL_ERROR;
-  astack_engine *engine = live_engine(env, info, 4, argv);
+  char *key_id, *s1, *s2;
+  uint64_t number;
+} call_args;
+
+static void free_call(call_args *a) {
+  free(a->key_id);
+  free(a->s1);
+  free(a->s2);
+  a->key_id = a->s1 = a->s2 = NULL;
+}
+
+/* Reads (index, keyId, arg1?, arg2?) into `a`, missing arguments undefined. Returns false with
+ * a JavaScript exception pending (and `a` freed). */
+static bool read_call(napi_env env, napi_value *argv, call_args *a) {
+  uint32_t index = 0;
   int i;
-  if (engine == NULL) return NULL;
+  memset(a, 0, sizeof *a);
   for (i = 0; i < 4; i++)
     if (argv[i] == NULL) napi_get_undefined(env, &argv[i]);
   if (napi_get_value_uint32(env, argv[0], &index) != napi_ok || index >= CALL_COUNT) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "unknown call");
-    return NULL;
+    return false;
   }
-  c = &CALLS[index];
-  if (!read_string(env, argv[1], "keyId", false, &key_id)) goto done;
-  switch (c->shape) {
+  a->c = &CALLS[index];
+  if (!read_string(env, argv[1], "keyId", false, &a->key_id)) goto fail;
+  switch (a->c->shape) {
     case SHAPE_K:
-      result = ((fn_k)c->fn)(engine, key_id, &json);
-      break;
+      return true;
     case SHAPE_KS:
-      if (!read_string(env, argv[2], c->arg1, false, &s1)) goto done;
-      result = ((fn_ks)c->fn)(engine, key_id, s1, &json);
-      break;
+      if (!read_string(env, argv[2], a->c->arg1, false, &a->s1)) goto fail;
+      return true;
     case SHAPE_KSS:
-      if (!read_string(env, argv[2], c->arg1, false, &s1)) goto done;
-      if (!read_string(env, argv[3], c->arg2, false, &s2)) goto done;
-      result = ((fn_kss)c->fn)(engine, key_id, s1, s2, &json);
-      break;
+      if (!read_string(env, argv[2], a->c->arg1, false, &a->s1)) goto fail;
+      if (!read_string(env, argv[3], a->c->arg2, false, &a->s2)) goto fail;
+      return true;
     case SHAPE_KU:
-      if (!read_integer(env, argv[2], c->arg1, UINT32_MAX, &number)) goto done;
-      result = ((fn_ku)c->fn)(engine, key_id, (uint32_t)number, &json);
-      break;
+      if (!read_integer(env, argv[2], a->c->arg1, UINT32_MAX, &a->number)) goto fail;
+      return true;
     case SHAPE_KSU:
-      if (!read_string(env, argv[2], c->arg1, false, &s1)) goto done;
-      if (!read_integer(env, argv[3], c->arg2, UINT64_MAX, &number)) goto done;
-      result = ((fn_ksu)c->fn)(engine, key_id, s1, number, &json);
-      break;
+      if (!read_string(env, argv[2], a->c->arg1, false, &a->s1)) goto fail;
+      if (!read_integer(env, argv[3], a->c->arg2, UINT64_MAX, &a->number)) goto fail;
+      return true;
   }
-  answer = answer_json(env, result, json);
-done:
-  free(key_id);
-  free(s1);
-  free(s2);
-  return answer;
+fail:
+  free_call(a);
+  return false;
+}
+
+/* Runs a call read by read_call; touches no JavaScript value, so any thread may run it. */
+static astack_result run_call(const astack_engine *engine, const call_args *a, char **json) {
+  switch (a->c->shape) {
+    case SHAPE_K:
+      return ((fn_k)a->c->fn)(engine, a->key_id, json);
+    case SHAPE_KS:
+      return ((fn_ks)a->c->fn)(engine, a->key_id, a->s1, json);
+    case SHAPE_KSS:
+      return ((fn_kss)a->c->fn)(engine, a->key_id, a->s1, a->s2, json);
+    case SHAPE_KU:
+      return ((fn_ku)a->c->fn)(engine, a->key_id, (uint32_t)a->number, json);
+    case SHAPE_KSU:
+      return ((fn_ksu)a->c->fn)(engine, a->key_id, a->s1, a->number, json);
+  }
+  return ASTACK_INTERNAL_ERROR;
+}
+
+/* call(index, keyId, arg1?, arg2?) → the answer's JSON text. */
+static napi_value engine_call(napi_env env, napi_callback_info info) {
+  napi_value argv[4] = {NULL, NULL, NULL, NULL};
+  char *json = NULL;
+  call_args a;
+  astack_result result;
+  astack_engine *engine = live_engine(env, info, 4, argv);
+  if (engine == NULL || !read_call(env, argv, &a)) return NULL;
+  result = run_call(engine, &a, &json);
+  free_call(&a);
+  return answer_json(env, result, json);
 }
 
 /* bootstrapAdminKey(plaintext | null) → JSON text. */
@@ -657,6 +740,151 @@ static napi_value engine_slots(napi_env env, napi_callback_info info) {
   if (result != ASTACK_OK) return throw_result(env, result, NULL);
   napi_create_uint32(env, slots, &value);
   return value;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Calls on libuv's thread pool (authorizeAsync, callAsync), for stores that wait on a disk or
+ * a network: the JavaScript thread goes on meanwhile. A job's arguments are read on the
+ * JavaScript thread, the call runs on a pool thread (touching no JavaScript value), and its
+ * promise is settled back on the JavaScript thread. */
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref self; /* the NativeEngine: not collected while the job is pending */
+  engine_box *box;
+  bool authorize; /* authorize (key, operation, decision) or a cold call (call, json) */
+  char key[KEY_BUFFER];
+  uint32_t operation;
+  astack_decision decision;
+  call_args call;
+  char *json;
+  astack_result result;
+} job;
+
+static void job_execute(napi_env env, void *data) {
+  job *j = data;
+  (void)env;
+  if (j->authorize) {
+    j->result = astack_authorize_op(j->box->engine, j->key, j->operation, &j->decision);
+  } else {
+    j->result = run_call(j->box->engine, &j->call, &j->json);
+  }
+}
+
+/* authorizeAsync's answer: [authorize_answer, a Float64Array of the decision's numbers]. NULL
+ * with an exception pending. */
+static napi_value job_decision(napi_env env, const job *j) {
+  napi_value buffer, slots, answer, pair;
+  void *data = NULL;
+  CHECK_NAPI(napi_create_arraybuffer(env, D_SLOTS * sizeof(double), &data, &buffer));
+  write_slots(data, j->result, &j->decision);
+  CHECK_NAPI(napi_create_typedarray(env, napi_float64_array, D_SLOTS, buffer, 0, &slots));
+  if ((answer = authorize_answer(env, j->result, &j->decision)) == NULL) return NULL;
+  CHECK_NAPI(napi_create_array_with_length(env, 2, &pair));
+  CHECK_NAPI(napi_set_element(env, pair, 0, answer));
+  CHECK_NAPI(napi_set_element(env, pair, 1, slots));
+  return pair;
+}
+
+static void job_free(napi_env env, job *j) {
+  if (j->work != NULL) napi_delete_async_work(env, j->work);
+  if (j->self != NULL) napi_delete_reference(env, j->self);
+  free_call(&j->call);
+  astack_string_free(j->json);
+  free(j);
+}
+
+/* Settles the job's promise: a cold call resolves to its JSON text or rejects with its error;
+ * authorize resolves to job_decision either way, as the synchronous call returns. */
+static void job_complete(napi_env env, napi_status status, void *data) {
+  job *j = data;
+  napi_value value = NULL;
+  bool resolve = false;
+  if (status != napi_ok) {
+    value = astack_error(env, "internal_error", "the call was cancelled", NULL);
+  } else if (j->authorize) {
+    resolve = (value = job_decision(env, j)) != NULL;
+  } else if (j->result == ASTACK_OK) {
+    resolve = napi_create_string_utf8(env, j->json, NAPI_AUTO_LENGTH, &value) == napi_ok;
+  } else {
+    value = astack_error(env, astack_result_code(j->result), j->json, NULL);
+  }
+  if (!resolve && value == NULL) napi_get_and_clear_last_exception(env, &value);
+  if (resolve) {
+    napi_resolve_deferred(env, j->deferred, value);
+  } else {
+    napi_reject_deferred(env, j->deferred, value);
+  }
+  j->box->pending--;
+  engine_release(j->box);
+  job_free(env, j);
+}
+
+/* Queues a job whose arguments are read, and returns its promise. On failure the promise is
+ * rejected (or NULL returned with an exception pending) and the job freed. */
+static napi_value job_start(napi_env env, napi_value self, engine_box *box, job *j) {
+  napi_value promise, name, error = NULL;
+  j->box = box;
+  if (napi_create_promise(env, &j->deferred, &promise) != napi_ok) {
+    throw_last_napi_error(env);
+    job_free(env, j);
+    return NULL;
+  }
+  if (napi_create_string_utf8(env, "astack", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_reference(env, self, 1, &j->self) != napi_ok ||
+      napi_create_async_work(env, NULL, name, job_execute, job_complete, j, &j->work) != napi_ok ||
+      napi_queue_async_work(env, j->work) != napi_ok) {
+    throw_last_napi_error(env);
+    napi_get_and_clear_last_exception(env, &error);
+    napi_reject_deferred(env, j->deferred, error);
+    job_free(env, j);
+    return promise;
+  }
+  box->pending++;
+  return promise;
+}
+
+/* A new job on the live engine behind `this`, with up to `max` arguments; NULL with an
+ * exception pending. */
+static job *job_new(napi_env env, napi_callback_info info, size_t max, napi_value *argv, napi_value *self,
+                    engine_box **box) {
+  job *j;
+  if ((*box = engine_this(env, info, max, argv, self)) == NULL) return NULL;
+  if ((*box)->closed) {
+    throw_closed(env, NULL);
+    return NULL;
+  }
+  if ((j = calloc(1, sizeof *j)) == NULL) napi_throw_error(env, "ERR_ASTACK_NO_MEMORY", "out of memory");
+  return j;
+}
+
+/* authorizeAsync(apiKey, operation) → a promise of [authorize's answer, the decision's numbers
+ * (a Float64Array laid out as the decision buffer)]. */
+static napi_value engine_authorize_async(napi_env env, napi_callback_info info) {
+  napi_value argv[2] = {NULL, NULL}, self;
+  engine_box *box;
+  job *j = job_new(env, info, 2, argv, &self, &box);
+  if (j == NULL) return NULL;
+  j->authorize = true;
+  if (!read_authorize_args(env, argv, j->key, &j->operation)) {
+    job_free(env, j);
+    return NULL;
+  }
+  return job_start(env, self, box, j);
+}
+
+/* callAsync(index, keyId, arg1?, arg2?) → a promise of call's answer. */
+static napi_value engine_call_async(napi_env env, napi_callback_info info) {
+  napi_value argv[4] = {NULL, NULL, NULL, NULL}, self;
+  engine_box *box;
+  job *j = job_new(env, info, 4, argv, &self, &box);
+  if (j == NULL) return NULL;
+  if (!read_call(env, argv, &j->call)) {
+    job_free(env, j);
+    return NULL;
+  }
+  return job_start(env, self, box, j);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -862,6 +1090,8 @@ static napi_value init(napi_env env, napi_value exports) {
       METHOD("isClosed", engine_is_closed),
       METHOD("authorize", engine_authorize),
       METHOD("call", engine_call),
+      METHOD("authorizeAsync", engine_authorize_async),
+      METHOD("callAsync", engine_call_async),
       METHOD("bootstrapAdminKey", engine_bootstrap),
       METHOD("verifyToken", engine_verify),
       METHOD("config", engine_config),

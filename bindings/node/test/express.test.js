@@ -1,6 +1,9 @@
 'use strict';
 // authMiddleware and errorHandler in a real Express app, over HTTP.
 
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const express = require('express');
@@ -22,8 +25,18 @@ function call(base, method, path, { key, body, headers = {} } = {}) {
   return fetch(base + path, { method, headers: h, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) });
 }
 
-function build() {
-  const engine = new Engine({ limits: { requests_per_minute: 5, requests_per_hour: 1000 } });
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'astack-express-'));
+process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
+
+let databases = 0;
+
+/** A fresh store of `kind`: over SQLite, the middleware and the SDK go through engine.promises. */
+function store(kind) {
+  return kind === 'memory' ? {} : { store: { kind, path: path.join(tmp, `${databases++}.db`) } };
+}
+
+function build(kind) {
+  const engine = new Engine({ limits: { requests_per_minute: 5, requests_per_hour: 1000 }, ...store(kind) });
   const sdk = new AStackSDK({ engine });
   const adminKey = engine.bootstrapAdminKey();
   const admin = engine.authorize(adminKey, 'admin');
@@ -59,8 +72,9 @@ function build() {
   return { engine, sdk, app, adminKey, admin, appKey, readKey };
 }
 
-test('Express: authMiddleware + errorHandler over HTTP', async (t) => {
-  const { engine, app, adminKey, admin, appKey, readKey } = build();
+for (const kind of ['memory', 'sqlite']) test(`Express: authMiddleware + errorHandler over HTTP (${kind} store)`, async (t) => {
+  const { engine, app, adminKey, admin, appKey, readKey } = build(kind);
+  assert.equal(engine.store, kind);
   const { base, stop } = await listen(app);
   t.after(async () => {
     await stop();
@@ -219,8 +233,8 @@ test('operationFor follows the SPEC §3 table', () => {
   assert.throws(() => authMiddleware(new AStackSDK({ apiKey: undefined }), { operation: 'nope' }), TypeError);
 });
 
-test('AStackSDK outside a request acts with its own key', async () => {
-  const sdk = new AStackSDK({ config: { features: ['vision'] } });
+for (const kind of ['memory', 'sqlite']) test(`AStackSDK outside a request acts with its own key (${kind} store)`, async () => {
+  const sdk = new AStackSDK({ config: { features: ['vision'], ...store(kind) } });
   assert.match(sdk.apiKey, /^ak_/);
   const { session, sessionToken } = await sdk.createSession('user-9', { connectionType: 'webrtc', features: ['vision'], metadata: { a: 1 } });
   assert.equal(session.connection_type, 'webrtc');
