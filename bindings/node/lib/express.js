@@ -118,10 +118,13 @@ function authMiddleware(sdk, options = {}) {
     }
     const key = bearerKey(req.headers.authorization);
     if (waits) {
-      engine.promises.authorize(key, operation).then(
-        (decision) => allow(req, res, next, operation, decision),
-        (err) => deny(res, next, err),
-      );
+      engine.promises
+        .authorize(key, operation)
+        .then(
+          (decision) => allow(req, res, next, operation, decision),
+          (err) => deny(res, next, err),
+        )
+        .catch(next); // as Express 5 does with a handler's rejected promise
       return;
     }
     let decision;
