@@ -344,7 +344,8 @@ export type PromisedMethod =
   | 'createSession' | 'getSession' | 'listSessions' | 'terminateSession' | 'connectSession' | 'endSession'
   | 'issueToken' | 'registerWorker' | 'updateWorker' | 'listWorkers'
   | 'createUser' | 'getUser' | 'listUsers' | 'updateUser' | 'deleteUser'
-  | 'recordUsage' | 'getUsage' | 'createAlert' | 'listAlerts' | 'listAudit' | 'metrics';
+  | 'recordUsage' | 'getUsage' | 'createAlert' | 'listAlerts' | 'listAudit' | 'metrics'
+  | 'sweepSessions' | 'sessionSlotsInUse';
 
 /**
  * `engine.promises`: each of the Engine's calls that may wait on its store, with the same

@@ -129,13 +129,15 @@ function ms(value, name) {
 }
 
 // The cold calls: each one's index in the addon's CALLS table (src/addon.c), and the field of
-// its answer that the method returns (lists answer `{"data": [...]}`), if not the whole answer.
+// its answer that the method returns (lists answer `{"data": [...]}`), if not the whole answer
+// (a count, for the last two).
 const C = {
   keyCreate: [0], keyList: [1, 'data'], keyGet: [2], keyRevoke: [3], keyRotate: [4],
   sessionCreate: [5], sessionGet: [6], sessionList: [7, 'data'], sessionTerminate: [8], sessionConnect: [9],
   sessionEnd: [10], tokenIssue: [11, 'session_token'], workerRegister: [12], workerUpdate: [13],
   workerList: [14, 'data'], userCreate: [15], userGet: [16], userList: [17, 'data'], userUpdate: [18], userDelete: [19],
   usageRecord: [20], usageGet: [21], alertCreate: [22], alertList: [23, 'data'], auditList: [24, 'data'], metrics: [25],
+  sessionSweep: [26], sessionSlots: [27],
 };
 
 // The Engine methods made of one cold call each: `engine.promises` has each of them too.
@@ -145,6 +147,7 @@ const COLD_METHODS = [
   'issueToken', 'registerWorker', 'updateWorker', 'listWorkers',
   'createUser', 'getUser', 'listUsers', 'updateUser', 'deleteUser',
   'recordUsage', 'getUsage', 'createAlert', 'listAlerts', 'listAudit', 'metrics',
+  'sweepSessions', 'sessionSlotsInUse',
 ];
 
 const kNative = Symbol('astack.native');
@@ -206,8 +209,10 @@ function operationOf(operation) {
   return op === undefined ? operationNumber(operation) : op;
 }
 
-/** Answers a cold call: the JSON text parsed, or the field of it that `call` names. */
+/** Answers a cold call: a count as it is, else the JSON text parsed, or the field of it that
+ *  `call` names. */
 function answerOf(call, json) {
+  if (typeof json === 'number') return json;
   const answer = JSON.parse(json);
   return call[1] === undefined ? answer : answer[call[1]];
 }
@@ -356,12 +361,12 @@ class Engine {
 
   /** Expires every live session past its expiry; returns how many this call expired. */
   sweepSessions() {
-    return this[kNative].sweepSessions();
+    return this[kCall](C.sessionSweep, ''); // (no acting key: the addon reads none)
   }
 
   /** The live sessions held by a key: its concurrent-session slots in use. */
   sessionSlotsInUse(actor) {
-    return this[kNative].sessionSlotsInUse(actorId(actor));
+    return this[kCall](C.sessionSlots, actor);
   }
 
   // Tokens -----------------------------------------------------------------------------------
@@ -471,13 +476,13 @@ class Engine {
 
 /**
  * The calls of an Engine that may wait on its store, as promises (`engine.promises`, as Node's
- * `fs.promises`): `authorize` and every method made of one call on the store (keys, sessions,
- * tokens, workers, users, usage, alerts, audit, metrics), with the Engine's arguments and
- * answers. Each runs on libuv's thread pool (`UV_THREADPOOL_SIZE` threads, 4 by default), so
- * the JavaScript thread goes on while SQLite waits on the disk or Redis on the network; a
- * failure rejects with the AstackError the Engine's method would throw. Over the memory store
- * the Engine's own methods are faster: they answer in well under a microsecond, less than the
- * hop to a pool thread and back.
+ * `fs.promises`): `authorize` and every method made of one call on the store (keys, sessions
+ * with `sweepSessions` and `sessionSlotsInUse`, tokens, workers, users, usage, alerts, audit,
+ * metrics), with the Engine's arguments and answers. Each runs on libuv's thread pool
+ * (`UV_THREADPOOL_SIZE` threads, 4 by default), so the JavaScript thread goes on while SQLite
+ * waits on the disk or Redis on the network; a failure rejects with the AstackError the
+ * Engine's method would throw. Over the memory store the Engine's own methods are faster: they
+ * answer in well under a microsecond, less than the hop to a pool thread and back.
  */
 class EnginePromises {
   #native;

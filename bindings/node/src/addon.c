@@ -513,8 +513,11 @@ typedef astack_result (*fn_ks)(const astack_engine *, const char *, const char *
 typedef astack_result (*fn_kss)(const astack_engine *, const char *, const char *, const char *, char **);
 typedef astack_result (*fn_ku)(const astack_engine *, const char *, uint32_t, char **);
 typedef astack_result (*fn_ksu)(const astack_engine *, const char *, const char *, uint64_t, char **);
+/* The two that answer a number: no key and a count, a key and a count. */
+typedef astack_result (*fn_n)(const astack_engine *, uint64_t *);
+typedef astack_result (*fn_kn)(const astack_engine *, const char *, uint32_t *);
 
-typedef enum { SHAPE_K, SHAPE_KS, SHAPE_KSS, SHAPE_KU, SHAPE_KSU } call_shape;
+typedef enum { SHAPE_K, SHAPE_KS, SHAPE_KSS, SHAPE_KU, SHAPE_KSU, SHAPE_N, SHAPE_KN } call_shape;
 
 typedef struct {
   call_shape shape;
@@ -553,6 +556,8 @@ static const cold_call CALLS[] = {
     CALL(SHAPE_K, astack_alert_list, NULL, NULL),
     CALL(SHAPE_KU, astack_audit_list, "limit", NULL),
     CALL(SHAPE_K, astack_metrics, NULL, NULL),
+    CALL(SHAPE_N, astack_session_sweep, NULL, NULL),
+    CALL(SHAPE_KN, astack_session_slots_in_use, NULL, NULL),
 };
 #define CALL_COUNT (sizeof CALLS / sizeof CALLS[0])
 
@@ -563,6 +568,13 @@ typedef struct {
   uint64_t number;
 } call_args;
 
+/* What a cold call answered: its result, and its JSON text or (SHAPE_N, SHAPE_KN) its count. */
+typedef struct {
+  astack_result result;
+  char *json;
+  uint64_t count;
+} call_answer;
+
 static void free_call(call_args *a) {
   free(a->key_id);
   free(a->s1);
@@ -570,8 +582,8 @@ static void free_call(call_args *a) {
   a->key_id = a->s1 = a->s2 = NULL;
 }
 
-/* Reads (index, keyId, arg1?, arg2?) into `a`, missing arguments undefined. Returns false with
- * a JavaScript exception pending (and `a` freed). */
+/* Reads (index, keyId, arg1?, arg2?) into `a`, missing arguments undefined (SHAPE_N reads no
+ * key). Returns false with a JavaScript exception pending (and `a` freed). */
 static bool read_call(napi_env env, napi_value *argv, call_args *a) {
   uint32_t index = 0;
   int i;
@@ -583,9 +595,11 @@ static bool read_call(napi_env env, napi_value *argv, call_args *a) {
     return false;
   }
   a->c = &CALLS[index];
-  if (!read_string(env, argv[1], "keyId", false, &a->key_id)) goto fail;
+  if (a->c->shape != SHAPE_N && !read_string(env, argv[1], "keyId", false, &a->key_id)) goto fail;
   switch (a->c->shape) {
     case SHAPE_K:
+    case SHAPE_N:
+    case SHAPE_KN:
       return true;
     case SHAPE_KS:
       if (!read_string(env, argv[2], a->c->arg1, false, &a->s1)) goto fail;
@@ -608,33 +622,71 @@ fail:
 }
 
 /* Runs a call read by read_call; touches no JavaScript value, so any thread may run it. */
-static astack_result run_call(const astack_engine *engine, const call_args *a, char **json) {
-  switch (a->c->shape) {
+static void run_call(const astack_engine *engine, const call_args *a, call_answer *out) {
+  const cold_call *c = a->c;
+  uint32_t count = 0;
+  out->json = NULL;
+  out->count = 0;
+  switch (c->shape) {
     case SHAPE_K:
-      return ((fn_k)a->c->fn)(engine, a->key_id, json);
+      out->result = ((fn_k)c->fn)(engine, a->key_id, &out->json);
+      return;
     case SHAPE_KS:
-      return ((fn_ks)a->c->fn)(engine, a->key_id, a->s1, json);
+      out->result = ((fn_ks)c->fn)(engine, a->key_id, a->s1, &out->json);
+      return;
     case SHAPE_KSS:
-      return ((fn_kss)a->c->fn)(engine, a->key_id, a->s1, a->s2, json);
+      out->result = ((fn_kss)c->fn)(engine, a->key_id, a->s1, a->s2, &out->json);
+      return;
     case SHAPE_KU:
-      return ((fn_ku)a->c->fn)(engine, a->key_id, (uint32_t)a->number, json);
+      out->result = ((fn_ku)c->fn)(engine, a->key_id, (uint32_t)a->number, &out->json);
+      return;
     case SHAPE_KSU:
-      return ((fn_ksu)a->c->fn)(engine, a->key_id, a->s1, a->number, json);
+      out->result = ((fn_ksu)c->fn)(engine, a->key_id, a->s1, a->number, &out->json);
+      return;
+    case SHAPE_N:
+      out->result = ((fn_n)c->fn)(engine, &out->count);
+      return;
+    case SHAPE_KN:
+      out->result = ((fn_kn)c->fn)(engine, a->key_id, &count);
+      out->count = count;
+      return;
   }
-  return ASTACK_INTERNAL_ERROR;
+  out->result = ASTACK_INTERNAL_ERROR;
 }
 
-/* call(index, keyId, arg1?, arg2?) → the answer's JSON text. */
+/* The JavaScript value of a call's answer, and frees its JSON text. Returns true with the
+ * answer (the JSON text, or the count) in `*value`; false with the error to throw or reject
+ * with in `*value`, or NULL there and an exception pending. */
+static bool answer_value(napi_env env, const call_args *a, call_answer *out, napi_value *value) {
+  bool ok = out->result == ASTACK_OK;
+  *value = NULL;
+  if (!ok) {
+    *value = astack_error(env, astack_result_code(out->result), out->json, NULL);
+  } else if (a->c->shape == SHAPE_N || a->c->shape == SHAPE_KN) {
+    ok = napi_create_double(env, (double)out->count, value) == napi_ok;
+  } else {
+    ok = napi_create_string_utf8(env, out->json, NAPI_AUTO_LENGTH, value) == napi_ok;
+  }
+  if (!ok && *value == NULL) throw_last_napi_error(env);
+  astack_string_free(out->json);
+  out->json = NULL;
+  return ok;
+}
+
+/* call(index, keyId, arg1?, arg2?) → the answer's JSON text, or its count. */
 static napi_value engine_call(napi_env env, napi_callback_info info) {
-  napi_value argv[4] = {NULL, NULL, NULL, NULL};
-  char *json = NULL;
+  napi_value argv[4] = {NULL, NULL, NULL, NULL}, value;
   call_args a;
-  astack_result result;
+  call_answer out;
+  bool ok;
   astack_engine *engine = live_engine(env, info, 4, argv);
   if (engine == NULL || !read_call(env, argv, &a)) return NULL;
-  result = run_call(engine, &a, &json);
+  run_call(engine, &a, &out);
+  ok = answer_value(env, &a, &out, &value);
   free_call(&a);
-  return answer_json(env, result, json);
+  if (ok) return value;
+  if (value != NULL) napi_throw(env, value);
+  return NULL;
 }
 
 /* bootstrapAdminKey(plaintext | null) → JSON text. */
@@ -714,34 +766,6 @@ static napi_value clock_move(napi_env env, napi_callback_info info, bool set) {
 static napi_value engine_clock_set(napi_env env, napi_callback_info info) { return clock_move(env, info, true); }
 static napi_value engine_clock_advance(napi_env env, napi_callback_info info) { return clock_move(env, info, false); }
 
-static napi_value engine_sweep(napi_env env, napi_callback_info info) {
-  uint64_t expired = 0;
-  astack_result result;
-  napi_value value;
-  astack_engine *engine = live_engine(env, info, 0, NULL);
-  if (engine == NULL) return NULL;
-  result = astack_session_sweep(engine, &expired);
-  if (result != ASTACK_OK) return throw_result(env, result, NULL);
-  napi_create_double(env, (double)expired, &value);
-  return value;
-}
-
-static napi_value engine_slots(napi_env env, napi_callback_info info) {
-  napi_value argv[1] = {NULL}, value;
-  char *key_id = NULL;
-  uint32_t slots = 0;
-  astack_result result;
-  astack_engine *engine = live_engine(env, info, 1, argv);
-  if (engine == NULL) return NULL;
-  if (argv[0] == NULL) napi_get_undefined(env, &argv[0]);
-  if (!read_string(env, argv[0], "keyId", false, &key_id)) return NULL;
-  result = astack_session_slots_in_use(engine, key_id, &slots);
-  free(key_id);
-  if (result != ASTACK_OK) return throw_result(env, result, NULL);
-  napi_create_uint32(env, slots, &value);
-  return value;
-}
-
 /* ------------------------------------------------------------------------------------------ */
 /* Calls on libuv's thread pool (authorizeAsync, callAsync), for stores that wait on a disk or
  * a network: the JavaScript thread goes on meanwhile. A job's arguments are read on the
@@ -753,13 +777,13 @@ typedef struct {
   napi_deferred deferred;
   napi_ref self; /* the NativeEngine: not collected while the job is pending */
   engine_box *box;
-  bool authorize; /* authorize (key, operation, decision) or a cold call (call, json) */
+  bool authorize; /* authorize (key, operation, result, decision) or a cold call (call, answer) */
   char key[KEY_BUFFER];
   uint32_t operation;
+  astack_result result;
   astack_decision decision;
   call_args call;
-  char *json;
-  astack_result result;
+  call_answer answer;
 } job;
 
 static void job_execute(napi_env env, void *data) {
@@ -768,7 +792,7 @@ static void job_execute(napi_env env, void *data) {
   if (j->authorize) {
     j->result = astack_authorize_op(j->box->engine, j->key, j->operation, &j->decision);
   } else {
-    j->result = run_call(j->box->engine, &j->call, &j->json);
+    run_call(j->box->engine, &j->call, &j->answer);
   }
 }
 
@@ -791,12 +815,12 @@ static void job_free(napi_env env, job *j) {
   if (j->work != NULL) napi_delete_async_work(env, j->work);
   if (j->self != NULL) napi_delete_reference(env, j->self);
   free_call(&j->call);
-  astack_string_free(j->json);
+  astack_string_free(j->answer.json);
   free(j);
 }
 
-/* Settles the job's promise: a cold call resolves to its JSON text or rejects with its error;
- * authorize resolves to job_decision either way, as the synchronous call returns. */
+/* Settles the job's promise: a cold call resolves to its answer or rejects with its error, as
+ * the synchronous call returns or throws; authorize resolves to job_decision either way. */
 static void job_complete(napi_env env, napi_status status, void *data) {
   job *j = data;
   napi_value value = NULL;
@@ -805,10 +829,8 @@ static void job_complete(napi_env env, napi_status status, void *data) {
     value = astack_error(env, "internal_error", "the call was cancelled", NULL);
   } else if (j->authorize) {
     resolve = (value = job_decision(env, j)) != NULL;
-  } else if (j->result == ASTACK_OK) {
-    resolve = napi_create_string_utf8(env, j->json, NAPI_AUTO_LENGTH, &value) == napi_ok;
   } else {
-    value = astack_error(env, astack_result_code(j->result), j->json, NULL);
+    resolve = answer_value(env, &j->call, &j->answer, &value);
   }
   if (!resolve && value == NULL) napi_get_and_clear_last_exception(env, &value);
   if (resolve) {
@@ -1098,8 +1120,6 @@ static napi_value init(napi_env env, napi_value exports) {
       METHOD("now", engine_now),
       METHOD("setClock", engine_clock_set),
       METHOD("advanceClock", engine_clock_advance),
-      METHOD("sweepSessions", engine_sweep),
-      METHOD("sessionSlotsInUse", engine_slots),
   };
   static const napi_property_descriptor limiter_methods[] = {
       METHOD("close", limiter_close),

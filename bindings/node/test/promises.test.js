@@ -80,6 +80,16 @@ for (const kind of ['memory', 'sqlite']) {
     assert.deepEqual((await p.listKeys(admin)).map((k) => k.id).sort(), engine.listKeys(admin).map((k) => k.id).sort());
     assert.equal((await p.listAudit(admin, { limit: 1 }))[0].action, 'session.completed');
 
+    // Slots and the sweep: a pending session holds a slot until it expires.
+    await p.createSession(decision, { end_user_id: 'u2' });
+    assert.equal(await p.sessionSlotsInUse(decision), 1);
+    assert.equal(engine.sessionSlotsInUse(decision), 1);
+    engine.advanceClock(301_000);
+    assert.equal(await p.sweepSessions(), 1);
+    assert.equal(await p.sweepSessions(), 0);
+    assert.equal(await p.sessionSlotsInUse(decision.keyId), 0);
+    await assert.rejects(p.sessionSlotsInUse(42), TypeError);
+
     // Failures reject with the class the synchronous call throws.
     await assert.rejects(p.getSession(decision, 'sess_missing'), NotFoundError);
     await assert.rejects(p.createSession(decision, { end_user_id: '' }), (err) => err instanceof InvalidRequestError && err.field === 'end_user_id');
