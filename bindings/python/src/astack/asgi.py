@@ -9,15 +9,22 @@ As the WSGI one: for each HTTP request (or WebSocket handshake) whose operation 
 status, the rate-limit headers and ``Retry-After`` on 429; a denied WebSocket is closed with
 code 1008 before it is accepted. An allowed request reaches the application with
 ``scope["astack.key_id"]``, ``scope["astack.account_id"]``, ``scope["astack.operation"]`` and
-``scope["astack.decision"]``, and its response carries ``RateLimit-Policy`` and ``RateLimit``.
-The decision takes about a microsecond, so it runs on the event loop.
+``scope["astack.decision"]``, and its response carries ``RateLimit-Policy`` and ``RateLimit``. A
+request the engine cannot decide (its store away) is answered 503 ``unavailable``, and a
+WebSocket closed with 1011.
+
+Over the memory store a decision takes about a microsecond, so it runs on the event loop. Over
+SQLite or Redis it may wait on the disk or the network: it runs in asyncio's default executor
+(``asyncio.to_thread``, the call releasing the GIL while it waits), and the loop goes on.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, MutableMapping, Optional
+import asyncio
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, List, MutableMapping, Optional, Tuple
 
-from .http import OperationFor, bearer_key, denial, operation_for
+from .errors import AstackError
+from .http import OperationFor, bearer_key, denial, operation_for, refusal
 
 if TYPE_CHECKING:
     from ._native import Engine as _NativeEngine
@@ -38,6 +45,17 @@ def _header(scope: Scope, name: bytes) -> Optional[str]:
     return None
 
 
+async def _refuse(kind: str, send: Send, status: int, headers: List[Tuple[str, str]], body: bytes) -> None:
+    """Answers a refused HTTP request; closes a refused WebSocket before it is accepted (1008, or
+    1011 when the request could not be decided)."""
+    if kind == "websocket":
+        await send({"type": "websocket.close", "code": 1008 if status < 500 else 1011})
+        return
+    raw_headers = [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in headers]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 class AuthMiddleware:
     """Authorizes requests to an ASGI application with an :class:`~astack.Engine`."""
 
@@ -55,20 +73,17 @@ class AuthMiddleware:
         if operation is None:
             await self.app(scope, receive, send)
             return
-        decision = self.engine.decide(bearer_key(_header(scope, b"authorization")), operation)
+        key = bearer_key(_header(scope, b"authorization"))
+        try:
+            if self.engine._authorize_waits:
+                decision = await asyncio.to_thread(self.engine.decide, key, operation)
+            else:
+                decision = self.engine.decide(key, operation)
+        except AstackError as error:  # not decided at all: the store is away (503)
+            await _refuse(kind, send, *refusal(error))
+            return
         if not decision.allowed:
-            if kind == "websocket":
-                await send({"type": "websocket.close", "code": 1008})
-                return
-            status, headers, body = denial(decision, operation)
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": status,
-                    "headers": [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in headers],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            await _refuse(kind, send, *denial(decision, operation))
             return
         scope = dict(scope)
         scope["astack.key_id"] = decision.key_id

@@ -87,7 +87,8 @@ class Engine(_native.Engine):
             check, body = _native.config_check(text)
             raise error_from(code, body if check == code else None)
         # The configuration was valid: its `store`, when given, is an object.
-        self._authorize_waits = json.loads(text or "{}").get("store", {}).get("kind", "memory") != "memory"
+        self._store: str = json.loads(text or "{}").get("store", {}).get("kind", "memory")
+        self._authorize_waits = self._store != "memory"
 
     def __enter__(self) -> "Engine":
         return self
@@ -105,6 +106,12 @@ class Engine(_native.Engine):
         return json.loads(body or "null")
 
     # -- configuration ------------------------------------------------------------------------
+
+    @property
+    def store(self) -> str:
+        """The store the configuration chose: ``"memory"``, ``"sqlite"`` or ``"redis"``. Over
+        SQLite and Redis a call may wait on the disk or the network (releasing the GIL)."""
+        return self._store
 
     @property
     def config(self) -> Dict[str, Any]:

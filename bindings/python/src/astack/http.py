@@ -1,5 +1,5 @@
 """What the WSGI and ASGI middlewares share: the SPEC §3 route table, the bearer key, and the
-SPEC §9 error answer of a denied request, with the §5 rate-limit headers."""
+SPEC §9 error answer of a refused request, with the §5 rate-limit headers of a denial."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import re
 from typing import Callable, List, Optional, Tuple
 
 from ._native import Decision
-from .errors import REQUIRED_SCOPE, error_from
+from .errors import REQUIRED_SCOPE, AstackError, error_from
 
-__all__ = ["OperationFor", "operation_for", "bearer_key", "denial", "REQUIRED_SCOPE", "REASONS"]
+__all__ = ["OperationFor", "operation_for", "bearer_key", "denial", "refusal", "REQUIRED_SCOPE", "REASONS"]
 
 #: ``operation_for(method, path)``: the SPEC §3 operation of a request, or ``None`` to let it
 #: through without a key (``/healthz``, static files...).
@@ -82,11 +82,17 @@ def bearer_key(authorization: Optional[str]) -> str:
     return authorization
 
 
-def denial(decision: Decision, operation: str) -> Tuple[int, List[Tuple[str, str]], bytes]:
-    """The answer to a denied request: status, headers (JSON, rate-limit headers, Retry-After
-    on 429) and the SPEC §9 body."""
-    error = error_from(decision.result, None, decision, operation)
+def refusal(error: AstackError, decision: Optional[Decision] = None) -> Tuple[int, List[Tuple[str, str]], bytes]:
+    """The answer to a refused request: status, headers (JSON; with a decision, its rate-limit
+    headers and Retry-After on 429) and the SPEC §9 body. Without one, a request the engine
+    could not decide (``unavailable`` while the store is away, 503)."""
     body = json.dumps(error.to_json(), separators=(",", ":")).encode()
     headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-    headers.extend(decision.headers().items())
+    if decision is not None:
+        headers.extend(decision.headers().items())
     return error.status, headers, body
+
+
+def denial(decision: Decision, operation: str) -> Tuple[int, List[Tuple[str, str]], bytes]:
+    """The answer to a denied request (see :func:`refusal`)."""
+    return refusal(error_from(decision.result, None, decision, operation), decision)

@@ -8,7 +8,8 @@ denied request is answered at once with the SPEC §9 JSON error, its status, the
 headers and ``Retry-After`` on 429. An allowed one reaches the application with
 ``environ["astack.key_id"]``, ``environ["astack.account_id"]``, ``environ["astack.operation"]``
 and ``environ["astack.decision"]`` set, and its response carries ``RateLimit-Policy`` and
-``RateLimit``.
+``RateLimit``. A request the engine cannot decide (its store away) is answered 503
+``unavailable``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from __future__ import annotations
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional, Tuple, Type, Union
 
-from .http import REASONS, OperationFor, bearer_key, denial, operation_for
+from .errors import AstackError
+from .http import REASONS, OperationFor, bearer_key, denial, operation_for, refusal
 
 if TYPE_CHECKING:
     from ._native import Engine as _NativeEngine
@@ -40,11 +42,12 @@ class AuthMiddleware:
         operation = self.operation_for(environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "") or "/")
         if operation is None:
             return self.app(environ, start_response)
-        decision = self.engine.decide(bearer_key(environ.get("HTTP_AUTHORIZATION")), operation)
+        try:
+            decision = self.engine.decide(bearer_key(environ.get("HTTP_AUTHORIZATION")), operation)
+        except AstackError as error:  # not decided at all: the store is away (503)
+            return self._refuse(start_response, *refusal(error))
         if not decision.allowed:
-            status, headers, body = denial(decision, operation)
-            start_response(f"{status} {REASONS.get(status, 'Error')}", headers)
-            return [body]
+            return self._refuse(start_response, *denial(decision, operation))
         environ["astack.key_id"] = decision.key_id
         environ["astack.account_id"] = decision.account_id
         environ["astack.operation"] = operation
@@ -59,3 +62,8 @@ class AuthMiddleware:
             return start_response(status, list(headers) + extra)
 
         return self.app(environ, start)
+
+    @staticmethod
+    def _refuse(start_response: StartResponse, status: int, headers: List[Tuple[str, str]], body: bytes) -> List[bytes]:
+        start_response(f"{status} {REASONS.get(status, 'Error')}", headers)
+        return [body]
