@@ -68,7 +68,33 @@ export interface EngineConfig {
   key_pepper?: string | null;
   workers?: WorkerSpec[];
   default_worker?: { node_id: string; url: string; capacity: number };
+  /** Where the engine keeps its state; in memory when omitted. */
+  store?: StoreConfig;
 }
+
+/** The `store` of a configuration: in memory (the default), one SQLite file, or a Redis server
+ *  shared by many processes. */
+export type StoreConfig =
+  | { kind: 'memory' }
+  | {
+      kind: 'sqlite';
+      /** The database file, created with its directory if missing. */
+      path: string;
+    }
+  | {
+      kind: 'redis';
+      /** `redis://[:password@]host:port/db` or `unix:///path`. */
+      url: string;
+      /** Prefix of every Redis key (default `astack:`), so that engines may share a server. */
+      prefix?: string;
+      /** How long a key's record is served from the process before it is read again (default
+       *  1,000 ms, 0 to 60,000): the longest a revocation takes to reach this process. */
+      key_cache_ms?: number;
+      /** Allow requests of keys this process knows while Redis is unreachable (default false). */
+      fail_open?: boolean;
+      /** Lease tokens from Redis in batches (1 to 10,000), so that the hot path stays in memory. */
+      lease?: { batch: number };
+    };
 
 export interface EngineOptions {
   /** 'manual': time moves only with setClock/advanceClock. Default 'system'. */
@@ -335,7 +361,7 @@ export class Engine {
   advanceClock(milliseconds: number): void;
 }
 
-export type StoreKind = 'memory' | 'sqlite' | 'redis';
+export type StoreKind = StoreConfig['kind'];
 
 /** The Engine methods that `engine.promises` has. */
 export type PromisedMethod =
