@@ -259,3 +259,48 @@ func TestErrorTypeAndSentinels(t *testing.T) {
 		t.Fatalf("%s", body)
 	}
 }
+
+func TestStoreInConfig(t *testing.T) {
+	// SQLite: a key made by one engine is known to the next one on the same file.
+	path := filepath.Join(t.TempDir(), "state", "astack.db")
+	first, err := astack.New(&astack.Config{Store: &astack.Store{Kind: "sqlite", Path: path}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := must(first.BootstrapAdminKey(""))
+	d := must(first.Authorize(admin, astack.OpAdmin))
+	app := must(first.CreateKey(d.KeyID, astack.CreateKeyRequest{Name: "app", AccountID: "acme", Scopes: []string{"sessions:read"}}))
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	second, err := astack.New(&astack.Config{Store: &astack.Store{Kind: "sqlite", Path: path}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	if got := must(second.Authorize(app.Secret, astack.OpSessionRead)); got.KeyID != app.ID || got.AccountID != "acme" {
+		t.Fatalf("after reopening: %+v", got)
+	}
+
+	// Redis: nothing is sent before the first call; with no server, that call is unavailable.
+	zero := uint64(0)
+	redis, err := astack.New(&astack.Config{Store: &astack.Store{
+		Kind: "redis", URL: "redis://127.0.0.1:1/0", Prefix: "t:", KeyCacheMs: &zero, Lease: &astack.Lease{Batch: 10},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer redis.Close()
+	_, err = redis.Authorize(app.Secret, astack.OpSessionRead)
+	wantCode(t, err, astack.ErrUnavailable)
+
+	// Each setting reaches the engine under its configuration name.
+	_, err = astack.New(&astack.Config{Store: &astack.Store{Kind: "redis", URL: "redis://127.0.0.1:1/0", Lease: &astack.Lease{}}})
+	if e := wantCode(t, err, astack.ErrInvalidConfig); e.Field != "store.lease.batch" {
+		t.Fatalf("field %q", e.Field)
+	}
+	_, err = astack.New(&astack.Config{Store: &astack.Store{Kind: "sqlite", URL: "redis://x"}})
+	if e := wantCode(t, err, astack.ErrInvalidConfig); e.Field != "store.url" {
+		t.Fatalf("field %q", e.Field)
+	}
+}

@@ -12,6 +12,33 @@ type Config struct {
 	KeyPepper     string           `json:"key_pepper,omitempty"`
 	Workers       []Worker         `json:"workers,omitempty"`
 	DefaultWorker *Worker          `json:"default_worker,omitempty"`
+	// Store is where the engine keeps its state; nil keeps it in memory.
+	Store *Store `json:"store,omitempty"`
+}
+
+// Store chooses where an engine keeps its state: Kind "memory" (the default), "sqlite" (one
+// file at Path, which survives a restart) or "redis" (a server at URL, shared by many
+// processes; the other fields are its settings).
+type Store struct {
+	Kind string `json:"kind"`
+	// Path is the SQLite database file, created with its directory if missing.
+	Path string `json:"path,omitempty"`
+	// URL is the Redis server: redis://[:password@]host:port/db or unix:///path.
+	URL string `json:"url,omitempty"`
+	// Prefix of every Redis key (default "astack:"), so that engines may share a server.
+	Prefix string `json:"prefix,omitempty"`
+	// KeyCacheMs is how long a key's record is served from the process before Redis is read
+	// again (nil: 1,000 ms; 0 to 60,000): the longest a revocation takes to reach it.
+	KeyCacheMs *uint64 `json:"key_cache_ms,omitempty"`
+	// FailOpen allows the requests of keys this process knows while Redis is unreachable.
+	FailOpen bool `json:"fail_open,omitempty"`
+	// Lease, when set, leases tokens from Redis in batches, so that the hot path stays in memory.
+	Lease *Lease `json:"lease,omitempty"`
+}
+
+// Lease is the Redis store's token leasing: Batch tokens (1 to 10,000) taken at once, per key.
+type Lease struct {
+	Batch uint32 `json:"batch"`
 }
 
 // Limits are the three limits of a key (SPEC §5); a zero field takes the default.
