@@ -95,11 +95,16 @@ impl KeyEntry {
         }
     }
 
+    /// When the key last authorized a request, if it has.
+    pub fn last_used_at(&self) -> Option<u64> {
+        let last = self.last_used_at.load(Ordering::Relaxed);
+        (last > 0).then_some(last)
+    }
+
     /// A copy of the record, `last_used_at` included.
     pub fn snapshot(&self) -> KeyRecord {
         let mut record = self.record.read().0;
-        let last = self.last_used_at.load(Ordering::Relaxed);
-        record.last_used_at = (last > 0).then_some(last);
+        record.last_used_at = self.last_used_at();
         record
     }
 }

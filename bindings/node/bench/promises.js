@@ -1,27 +1,35 @@
 'use strict';
 // engine.promises.authorize (libuv's thread pool) against Engine#authorize (the JavaScript
-// thread), in one run: over the Redis store, where each decision waits on a round trip, and
-// over the memory store, where it does not. Starts its own redis-server on a free port.
+// thread), in one run: over the Redis store, where each decision waits on a round trip; over
+// SQLite, where one call a second writes the counts behind to the disk; and over the memory
+// store, where nothing waits. Starts its own redis-server on a free port.
 //
 //   node bindings/node/bench/promises.js          (make bench-node runs it)
-//   DURATION=2000 ROUNDS=3 IN_FLIGHT=16 node bindings/node/bench/promises.js
+//   DURATION=2000 ROUNDS=3 IN_FLIGHT=16 KEYS=100 SQLITE_KEYS=20000 node bindings/node/bench/promises.js
+//
+// Over SQLite the decisions cycle through SQLITE_KEYS keys, so that each second's write-behind
+// (the call that falls due writes every key used since the last one) has that many rows to write.
 //
 // Synchronous: one decision after another, with the event loop let through after each, as a
 // server deciding each request in turn. Promises: IN_FLIGHT decisions in flight at once. For
-// each, the rate and the event loop's utilization (performance.eventLoopUtilization: the share
-// of the time the JavaScript thread was busy, so not free for anything else).
+// each, the rate, the event loop's utilization (performance.eventLoopUtilization: the share of
+// the time the JavaScript thread was busy, so not free for anything else), and the longest
+// the loop was held at once (perf_hooks.monitorEventLoopDelay's maximum).
 
 const { spawn } = require('child_process');
+const fs = require('fs');
 const net = require('net');
 const os = require('os');
-const { performance } = require('perf_hooks');
+const path = require('path');
+const { monitorEventLoopDelay, performance } = require('perf_hooks');
 const { setImmediate: yieldToLoop } = require('timers/promises');
 const { Engine } = require('..');
 
 const DURATION = Number(process.env.DURATION || 2000);
 const ROUNDS = Number(process.env.ROUNDS || 3);
 const IN_FLIGHT = Number(process.env.IN_FLIGHT || 16);
-const KEYS = 100;
+const KEYS = Number(process.env.KEYS || 100);
+const SQLITE_KEYS = Number(process.env.SQLITE_KEYS || 20000);
 const HIGH = 10000000; // the engine's maximum; nothing is denied at this load
 
 async function freePort() {
@@ -46,29 +54,32 @@ async function ready(port) {
   throw new Error(`redis-server did not start on port ${port}`);
 }
 
-/** An engine over `store` with KEYS keys allowed `session.read`. */
-function engineWithKeys(store) {
+/** An engine over `store` with `count` keys allowed `session.read`. */
+function engineWithKeys(store, count = KEYS) {
   const engine = new Engine({ limits: { requests_per_minute: HIGH, requests_per_hour: HIGH }, ...store });
   const admin = engine.authorize(engine.bootstrapAdminKey(), 'admin');
-  const keys = Array.from({ length: KEYS }, (_, i) => engine.createKey(admin, { name: `bench ${i}`, scopes: ['sessions:read'] }).key);
+  const keys = Array.from({ length: count }, (_, i) => engine.createKey(admin, { name: `bench ${i}`, scopes: ['sessions:read'] }).key);
   return { engine, keys };
 }
 
-/** Runs `body(deadline)` (which returns how many decisions it made); its rate and the event
- *  loop's utilization meanwhile. */
+/** Runs `body(deadline)` (which returns how many decisions it made); its rate, the event
+ *  loop's utilization and its longest delay (ms) meanwhile. */
 async function measure(body) {
+  const delay = monitorEventLoopDelay({ resolution: 1 });
+  delay.enable();
   const start = performance.now();
   const elu = performance.eventLoopUtilization();
   const ops = await body(start + DURATION);
   const seconds = (performance.now() - start) / 1000;
-  return { rate: ops / seconds, elu: performance.eventLoopUtilization(elu).utilization };
+  delay.disable();
+  return { rate: ops / seconds, elu: performance.eventLoopUtilization(elu).utilization, held: delay.max / 1e6 };
 }
 
 function synchronous({ engine, keys }) {
   return measure(async (deadline) => {
     let ops = 0;
     while (performance.now() < deadline) {
-      engine.authorize(keys[ops % KEYS], 'session.read');
+      engine.authorize(keys[ops % keys.length], 'session.read');
       ops++;
       await yieldToLoop();
     }
@@ -81,7 +92,7 @@ function promises({ engine, keys }) {
     let ops = 0;
     const worker = async () => {
       while (performance.now() < deadline) {
-        await engine.promises.authorize(keys[ops++ % KEYS], 'session.read');
+        await engine.promises.authorize(keys[ops++ % keys.length], 'session.read');
       }
     };
     await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
@@ -104,10 +115,8 @@ async function compare(name, setup) {
     const pooled = await promises(setup);
     rounds.sync.push(sync);
     rounds.promises.push(pooled);
-    console.log(
-      `  ${name} round ${round}: synchronous ${fmt(sync.rate)}/s (event loop busy ${(sync.elu * 100).toFixed(0)} %), ` +
-        `promises ${fmt(pooled.rate)}/s (busy ${(pooled.elu * 100).toFixed(0)} %)`,
-    );
+    const loop = (r) => `event loop busy ${(r.elu * 100).toFixed(0)} %, held up to ${r.held.toFixed(1)} ms`;
+    console.log(`  ${name} round ${round}: synchronous ${fmt(sync.rate)}/s (${loop(sync)}), promises ${fmt(pooled.rate)}/s (${loop(pooled)})`);
   }
   const sync = median(rounds.sync.map((r) => r.rate));
   const pooled = median(rounds.promises.map((r) => r.rate));
@@ -125,6 +134,12 @@ async function main() {
     console.log('authorize over Redis (a round trip each):');
     await compare('redis', overRedis);
     overRedis.engine.close();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'astack-bench-'));
+    const overSqlite = engineWithKeys({ store: { kind: 'sqlite', path: path.join(dir, 'astack.db') } }, SQLITE_KEYS);
+    console.log(`authorize over SQLite (${SQLITE_KEYS} keys: their use written behind once a second):`);
+    await compare('sqlite', overSqlite);
+    overSqlite.engine.close();
+    fs.rmSync(dir, { recursive: true, force: true });
     const inMemory = engineWithKeys({});
     console.log('authorize over the memory store:');
     await compare('memory', inMemory);
