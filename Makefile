@@ -34,7 +34,7 @@ NODE_BENCH_ENV := $(if $(BENCH_QUICK),OPS=200000 NODE_OPS=60000 DURATION=1000,)
 PY_BENCH_ARGS := $(if $(BENCH_QUICK),--requests 50000,)
 GO_BENCH_ARGS := $(if $(BENCH_QUICK),-pairs 7,)
 
-.PHONY: all help build demo test test-rust test-server test-c test-c-tsan fuzz miri test-node test-python test-go bench bench-quick bench-table bench-rust bench-server bench-server-budget bench-stores bench-node bench-python bench-go redis-server install examples clean python-env
+.PHONY: all help build demo test test-rust test-server test-c test-c-tsan fuzz miri test-node test-python test-go bench bench-quick bench-table bench-rust bench-server bench-server-budget bench-server-keys bench-stores bench-node bench-python bench-go redis-server install examples clean python-env
 
 all: build
 
@@ -252,6 +252,11 @@ bench-server: redis-server
 ## How many µs of engine work per POST the stack allows at 0.8x, and how many the engine takes.
 bench-server-budget:
 	bash benches/server/budget.sh
+
+## The server's latency when every request comes with another of 20,000 keys, over SQLite
+## (each key's use written behind) beside memory: wrk's p99 and maximum.
+bench-server-keys:
+	bash benches/server/many_keys.sh
 
 STORES_VENV := target/bench-venv
 ## authorize over Redis (exact and leasing) and memory, beside Python's `limits` on the same Redis.

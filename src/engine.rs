@@ -727,7 +727,9 @@ impl Engine {
     }
 
     /// Writes what the store holds back ([`Store::flush`]). Dropping the engine does it too; a
-    /// host that keeps its engine for the life of the process calls this before it exits.
+    /// host that keeps its engine for the life of the process calls this before it exits. A
+    /// host that calls it more often than once a second, on a thread that may wait, keeps the
+    /// write off the calls that decide requests (see [`Store::flush`]).
     pub fn flush(&self) -> Result<()> {
         self.store.flush()
     }

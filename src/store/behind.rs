@@ -11,7 +11,9 @@ use crate::error::Result;
 /// How long held writes may wait by default: a second.
 pub(super) const EVERY: Duration = Duration::from_secs(1);
 
-/// When the writes a store holds back fall due: `every` after the last write-behind.
+/// When the writes a store holds back fall due: `every` after the last write-behind, or after
+/// the last flush (so that a host flushing more often than `every`, off its requests' threads,
+/// spares them the write).
 #[derive(Debug)]
 pub(super) struct Schedule {
     started: Instant,
@@ -28,10 +30,20 @@ impl Schedule {
     /// Whether the caller is to write what is held now: the last write-behind is `every` old.
     /// Of callers at once, one is told so, and the next write-behind falls due `every` later.
     pub(super) fn claim(&self) -> bool {
-        let elapsed = self.started.elapsed().as_millis() as u64;
+        let elapsed = self.elapsed_ms();
         let last = self.written_at.load(Ordering::Relaxed);
         elapsed >= last.saturating_add(self.every_ms)
             && self.written_at.compare_exchange(last, elapsed, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    }
+
+    /// Notes that what was held is written now (a flush): the next write-behind falls due
+    /// `every` later.
+    pub(super) fn wrote(&self) {
+        self.written_at.fetch_max(self.elapsed_ms(), Ordering::Relaxed);
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 }
 
@@ -121,5 +133,21 @@ mod tests {
         assert!(!Schedule::new(Duration::from_secs(3600)).claim());
         let now = Schedule::new(Duration::ZERO);
         assert!(now.claim());
+    }
+
+    #[test]
+    fn a_flush_puts_the_next_write_behind_off_by_the_interval() {
+        // Started a minute ago, due every ten seconds: due now, once.
+        let schedule = || Schedule {
+            started: Instant::now().checked_sub(Duration::from_secs(60)).expect("a minute of uptime"),
+            written_at: AtomicU64::new(0),
+            every_ms: 10_000,
+        };
+        let claimed = schedule();
+        assert!(claimed.claim());
+        assert!(!claimed.claim(), "one caller is told");
+        let flushed = schedule();
+        flushed.wrote();
+        assert!(!flushed.claim(), "just written: not due for ten seconds");
     }
 }

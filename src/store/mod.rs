@@ -82,7 +82,9 @@ fn expire_one(now: u64, update: impl FnOnce(SessionUpdate<'_>) -> Result<Option<
 /// The state behind an engine. Every method is atomic with respect to the others.
 pub trait Store: Send + Sync + 'static {
     /// Writes what the store holds back (the SQLite and Redis stores write request counts and
-    /// keys' `last_used_at` at most a second late, and on drop); nothing by default.
+    /// keys' `last_used_at` about a second late, and on drop); nothing by default. The next
+    /// write-behind falls due a full interval after a flush: a host that flushes more often,
+    /// on a thread of its own, spares its requests the wait (the reference server does).
     fn flush(&self) -> Result<()> {
         Ok(())
     }

@@ -30,8 +30,8 @@
 //!   keys' `last_used_at`, and the audit records of denied requests and of expiries, which a
 //!   flood of refusals or a sweep writes by the thousand (a round trip each would let one key's
 //!   flood of 429s slow every other request). They are kept in memory and written by the first
-//!   call a second (or [`RedisStore::with_write_behind`]) or more after the last such write,
-//!   before usage or alerts are read, and when the store is dropped or [`Store::flush`]ed; a
+//!   call a second (or [`RedisStore::with_write_behind`]) or more after the last such write
+//!   or flush, before usage or alerts are read, and when the store is dropped or [`Store::flush`]ed; a
 //!   process that dies loses what it held. A held audit record is written before any later
 //!   record of the same process and before that process reads the log; one that Redis refused
 //!   stays held, in order, for the next write.
@@ -685,6 +685,7 @@ impl Store for RedisStore {
     /// Writes the held audit records, this process's counts of authorized requests and the
     /// keys' `last_used_at`.
     fn flush(&self) -> Result<()> {
+        self.write_behind.wrote();
         self.write_audit(None)?;
         let meters: Vec<(String, Arc<AccountMeter>)> =
             self.meters.read().iter().map(|(a, m)| (a.clone(), m.clone())).collect();

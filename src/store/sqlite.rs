@@ -16,11 +16,12 @@
 //!   can cause as fast as they can send: a disk write each would let one key's flood of 429s
 //!   slow every other request) and of expiries (a sweep expires the sessions due in one
 //!   transaction, then audits each). They are kept in memory and written by the first call a
-//!   second (or [`SqliteStore::with_write_behind`]) or more after the last such write (the
-//!   reference server flushes every second), and when the store is dropped or
-//!   [`SqliteStore::flush`]ed; a crash may lose what was held. A `requests` alert that fires
-//!   is written at once, and a held audit record is written before any later one and before
-//!   the log is read, so the log stays in order and complete to its readers.
+//!   second (or [`SqliteStore::with_write_behind`]) or more after the last such write or
+//!   flush (the reference server flushes twice a second, so that its requests never write
+//!   them), and when the store is dropped or [`SqliteStore::flush`]ed; a crash may lose what
+//!   was held. A `requests` alert that fires is written at once, and a held audit record is
+//!   written before any later one and before the log is read, so the log stays in order and
+//!   complete to its readers.
 //! - **Token buckets stay in memory:** a restart refills every key's buckets.
 //! - **One process.** The store caches every key in memory (so that `authorize` never reads
 //!   the disk) and assumes it is the file's only writer: open one file from one process. For
@@ -353,6 +354,7 @@ impl Store for SqliteStore {
     /// Writes the held audit records, and the `requests` counters and `last_used_at` of keys
     /// used since the last write (done at most a second after they change, and on drop).
     fn flush(&self) -> Result<()> {
+        self.write_behind.wrote();
         self.write_audit(None)?;
         let dirty: Vec<KeyDigest> = self.dirty.lock().drain().collect();
         if dirty.is_empty() {

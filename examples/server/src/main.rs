@@ -193,11 +193,12 @@ async fn serve(args: Args, engine: Option<&'static Engine>, admin_key: Option<St
     let logger = log::Logger::new(!args.quiet);
     let router = match engine {
         Some(engine) => {
-            // Every second: expire what is due, and write what the store holds back (request
+            // Twice a second: expire what is due, and write what the store holds back (request
             // counts, `last_used_at`, denials' audit records), on a thread that may block on
-            // the disk or the network.
+            // the disk or the network. The store's own write-behind falls due a second after
+            // the last write, so while this runs no request waits on it.
             tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                let mut tick = tokio::time::interval(Duration::from_millis(500));
                 loop {
                     tick.tick().await;
                     let _ = tokio::task::spawn_blocking(move || {
