@@ -352,7 +352,7 @@ impl Drop for SqliteStore {
 
 impl Store for SqliteStore {
     /// Writes the held audit records, and the `requests` counters and `last_used_at` of keys
-    /// used since the last write (done at most a second after they change, and on drop).
+    /// used since the last write (done about a second after they change, and on drop).
     fn flush(&self) -> Result<()> {
         self.write_behind.wrote();
         self.write_audit(None)?;
