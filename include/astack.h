@@ -354,6 +354,16 @@ astack_result astack_engine_new_with_manual_clock(const char *config_json,
 void astack_engine_free(struct astack_engine *engine);
 
 /**
+ * Writes what the engine's store holds back: request counts, keys' `last_used_at` and held
+ * audit records (the SQLite and Redis stores write them about a second late, by whichever
+ * call falls due). Freeing the engine does it too. A host that calls this more often than
+ * once a second, on a thread of its own, keeps that write off the calls that decide requests.
+ * Returns `ASTACK_OK`, `ASTACK_NULL_ARGUMENT` (`engine` NULL), `ASTACK_UNAVAILABLE`.
+ * Thread-safe.
+ */
+astack_result astack_engine_flush(const struct astack_engine *engine);
+
+/**
  * Checks a JSON configuration without making an engine. `*out_json` is, on success, the
  * configuration with every default filled in (secrets replaced by `"<redacted>"`, signing keys
  * shown by `kid` only); on failure the error body naming the field. NULL or "" is the default

@@ -124,6 +124,14 @@ func (e *Engine) Close() error {
 	return nil
 }
 
+// Flush writes what the store holds back: request counts, keys' last_used_at and held audit
+// records (the SQLite and Redis stores write them about a second late, by whichever call falls
+// due; Close writes them too). Called more often than once a second from a goroutine of its
+// own, it keeps that write off the calls that decide requests.
+func (e *Engine) Flush() error {
+	return e.do(func(p *C.astack_engine) C.astack_result { return C.astack_engine_flush(p) })
+}
+
 // CheckConfig checks a JSON configuration without making an engine and returns it with every
 // default filled in (secrets redacted), or the invalid_config error naming the field.
 func CheckConfig(config string) (json.RawMessage, error) {

@@ -281,6 +281,20 @@ func TestStoreInConfig(t *testing.T) {
 	if got := must(second.Authorize(app.Secret, astack.OpSessionRead)); got.KeyID != app.ID || got.AccountID != "acme" {
 		t.Fatalf("after reopening: %+v", got)
 	}
+	// Flush writes the key's use at once: a third engine on the file reads it.
+	if err := second.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	third, err := astack.New(&astack.Config{Store: &astack.Store{Kind: "sqlite", Path: path}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin3 := must(third.Authorize(admin, astack.OpAdmin))
+	if k := must(third.GetKey(admin3.KeyID, app.ID)); k.LastUsedAt == nil {
+		t.Fatal("last_used_at not written by Flush")
+	}
+	third.Close()
+	wantCode(t, third.Flush(), astack.ErrClosed)
 
 	// Redis: nothing is sent before the first call; with no server, that call is unavailable.
 	zero := uint64(0)

@@ -306,6 +306,9 @@ export class Engine {
   close(): void;
   readonly closed: boolean;
   [Symbol.dispose](): void;
+  /** Writes what the store holds back (SQLite, Redis: about a second late otherwise);
+   *  `promises.flush()` every half second keeps that write off the calls that decide. */
+  flush(): void;
 
   /** The store the configuration chose. Over SQLite and Redis a call may wait on the disk or
    *  the network: use `promises` there, so that the event loop goes on meanwhile. */
@@ -371,7 +374,7 @@ export type PromisedMethod =
   | 'issueToken' | 'registerWorker' | 'updateWorker' | 'listWorkers'
   | 'createUser' | 'getUser' | 'listUsers' | 'updateUser' | 'deleteUser'
   | 'recordUsage' | 'getUsage' | 'createAlert' | 'listAlerts' | 'listAudit' | 'metrics'
-  | 'sweepSessions' | 'sessionSlotsInUse';
+  | 'sweepSessions' | 'sessionSlotsInUse' | 'flush';
 
 /**
  * `engine.promises`: each of the Engine's calls that may wait on its store, with the same

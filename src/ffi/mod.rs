@@ -463,6 +463,17 @@ pub extern "C" fn astack_engine_free(engine: *mut astack_engine) {
     })
 }
 
+/// Writes what the engine's store holds back: request counts, keys' `last_used_at` and held
+/// audit records (the SQLite and Redis stores write them about a second late, by whichever
+/// call falls due). Freeing the engine does it too. A host that calls this more often than
+/// once a second, on a thread of its own, keeps that write off the calls that decide requests.
+/// Returns `ASTACK_OK`, `ASTACK_NULL_ARGUMENT` (`engine` NULL), `ASTACK_UNAVAILABLE`.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn astack_engine_flush(engine: *const astack_engine) -> astack_result {
+    call(|| Ok(engine_ref(engine)?.flush()?))
+}
+
 fn config_json(config: &Config) -> Value {
     let s = &config.sessions;
     json!({

@@ -624,6 +624,9 @@ static void test_sessions_tokens_workers(void) {
   CHECK_RESULT(astack_session_sweep(NULL, &expired), ASTACK_NULL_ARGUMENT);
   CHECK_RESULT(astack_session_slots_in_use(engine, app_id, &slots), ASTACK_OK);
   CHECK(slots == 0);
+  /* Nothing held back in memory: a flush is a no-op, and NULL is refused. */
+  CHECK_RESULT(astack_engine_flush(engine), ASTACK_OK);
+  CHECK_RESULT(astack_engine_flush(NULL), ASTACK_NULL_ARGUMENT);
   CHECK_RESULT(astack_session_list(engine, app_id, 0, &out), ASTACK_OK);
   CHECK(contains(out, "\"status\":\"EXPIRED\""));
   drop(&out);

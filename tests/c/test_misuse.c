@@ -254,6 +254,7 @@ static void cold_paths(void) {
   NULLS5(astack_session_end, "sess_unknown", "{\"outcome\":\"completed\"}");
   CHECK_RESULT(astack_session_sweep(NULL, &expired), ASTACK_NULL_ARGUMENT);
   CHECK_RESULT(astack_session_sweep(engine, NULL), ASTACK_OK);
+  CHECK_RESULT(astack_engine_flush(NULL), ASTACK_NULL_ARGUMENT);
   CHECK_RESULT(astack_session_slots_in_use(NULL, admin, &slots), ASTACK_NULL_ARGUMENT);
   CHECK_RESULT(astack_session_slots_in_use(engine, NULL, &slots), ASTACK_NULL_ARGUMENT);
   CHECK_RESULT(astack_session_slots_in_use(engine, admin, NULL), ASTACK_NULL_ARGUMENT);

@@ -130,14 +130,14 @@ function ms(value, name) {
 
 // The cold calls: each one's index in the addon's CALLS table (src/addon.c), and the field of
 // its answer that the method returns (lists answer `{"data": [...]}`), if not the whole answer
-// (a count, for the last two).
+// (a count for the sweep and the slots, nothing for the flush).
 const C = {
   keyCreate: [0], keyList: [1, 'data'], keyGet: [2], keyRevoke: [3], keyRotate: [4],
   sessionCreate: [5], sessionGet: [6], sessionList: [7, 'data'], sessionTerminate: [8], sessionConnect: [9],
   sessionEnd: [10], tokenIssue: [11, 'session_token'], workerRegister: [12], workerUpdate: [13],
   workerList: [14, 'data'], userCreate: [15], userGet: [16], userList: [17, 'data'], userUpdate: [18], userDelete: [19],
   usageRecord: [20], usageGet: [21], alertCreate: [22], alertList: [23, 'data'], auditList: [24, 'data'], metrics: [25],
-  sessionSweep: [26], sessionSlots: [27],
+  sessionSweep: [26], sessionSlots: [27], engineFlush: [28],
 };
 
 // The Engine methods made of one cold call each: `engine.promises` has each of them too.
@@ -147,7 +147,7 @@ const COLD_METHODS = [
   'issueToken', 'registerWorker', 'updateWorker', 'listWorkers',
   'createUser', 'getUser', 'listUsers', 'updateUser', 'deleteUser',
   'recordUsage', 'getUsage', 'createAlert', 'listAlerts', 'listAudit', 'metrics',
-  'sweepSessions', 'sessionSlotsInUse',
+  'sweepSessions', 'sessionSlotsInUse', 'flush',
 ];
 
 const kNative = Symbol('astack.native');
@@ -209,10 +209,10 @@ function operationOf(operation) {
   return op === undefined ? operationNumber(operation) : op;
 }
 
-/** Answers a cold call: a count as it is, else the JSON text parsed, or the field of it that
- *  `call` names. */
+/** Answers a cold call: a count (or nothing) as it is, else the JSON text parsed, or the field
+ *  of it that `call` names. */
 function answerOf(call, json) {
-  if (typeof json === 'number') return json;
+  if (typeof json !== 'string') return json;
   const answer = JSON.parse(json);
   return call[1] === undefined ? answer : answer[call[1]];
 }
@@ -269,6 +269,16 @@ class Engine {
   static checkConfig(config) {
     const json = config === undefined || config === null ? null : document(config, 'config');
     return JSON.parse(native.configCheck(json));
+  }
+
+  /**
+   * Writes what the store holds back: request counts, keys' `last_used_at` and held audit
+   * records (SQLite and Redis write them about a second late, by whichever call falls due;
+   * nothing in memory). Calling `engine.promises.flush()` more often than once a second, e.g.
+   * from a `setInterval`, keeps that write off the calls that decide requests.
+   */
+  flush() {
+    return this[kCall](C.engineFlush, ''); // (no acting key: the addon reads none)
   }
 
   /** Frees the engine now, or once the calls of `engine.promises` under way have finished.

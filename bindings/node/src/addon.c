@@ -513,11 +513,13 @@ typedef astack_result (*fn_ks)(const astack_engine *, const char *, const char *
 typedef astack_result (*fn_kss)(const astack_engine *, const char *, const char *, const char *, char **);
 typedef astack_result (*fn_ku)(const astack_engine *, const char *, uint32_t, char **);
 typedef astack_result (*fn_ksu)(const astack_engine *, const char *, const char *, uint64_t, char **);
-/* The two that answer a number: no key and a count, a key and a count. */
+/* The two that answer a number: no key and a count, a key and a count; and the one that
+ * answers nothing. */
 typedef astack_result (*fn_n)(const astack_engine *, uint64_t *);
 typedef astack_result (*fn_kn)(const astack_engine *, const char *, uint32_t *);
+typedef astack_result (*fn_0)(const astack_engine *);
 
-typedef enum { SHAPE_K, SHAPE_KS, SHAPE_KSS, SHAPE_KU, SHAPE_KSU, SHAPE_N, SHAPE_KN } call_shape;
+typedef enum { SHAPE_K, SHAPE_KS, SHAPE_KSS, SHAPE_KU, SHAPE_KSU, SHAPE_N, SHAPE_KN, SHAPE_0 } call_shape;
 
 typedef struct {
   call_shape shape;
@@ -558,6 +560,7 @@ static const cold_call CALLS[] = {
     CALL(SHAPE_K, astack_metrics, NULL, NULL),
     CALL(SHAPE_N, astack_session_sweep, NULL, NULL),
     CALL(SHAPE_KN, astack_session_slots_in_use, NULL, NULL),
+    CALL(SHAPE_0, astack_engine_flush, NULL, NULL),
 };
 #define CALL_COUNT (sizeof CALLS / sizeof CALLS[0])
 
@@ -568,7 +571,8 @@ typedef struct {
   uint64_t number;
 } call_args;
 
-/* What a cold call answered: its result, and its JSON text or (SHAPE_N, SHAPE_KN) its count. */
+/* What a cold call answered: its result, and its JSON text or (SHAPE_N, SHAPE_KN) its count
+ * (SHAPE_0: nothing). */
 typedef struct {
   astack_result result;
   char *json;
@@ -582,8 +586,8 @@ static void free_call(call_args *a) {
   a->key_id = a->s1 = a->s2 = NULL;
 }
 
-/* Reads (index, keyId, arg1?, arg2?) into `a`, missing arguments undefined (SHAPE_N reads no
- * key). Returns false with a JavaScript exception pending (and `a` freed). */
+/* Reads (index, keyId, arg1?, arg2?) into `a`, missing arguments undefined (SHAPE_N and
+ * SHAPE_0 read no key). Returns false with a JavaScript exception pending (and `a` freed). */
 static bool read_call(napi_env env, napi_value *argv, call_args *a) {
   uint32_t index = 0;
   int i;
@@ -595,11 +599,13 @@ static bool read_call(napi_env env, napi_value *argv, call_args *a) {
     return false;
   }
   a->c = &CALLS[index];
-  if (a->c->shape != SHAPE_N && !read_string(env, argv[1], "keyId", false, &a->key_id)) goto fail;
+  if (a->c->shape != SHAPE_N && a->c->shape != SHAPE_0 && !read_string(env, argv[1], "keyId", false, &a->key_id))
+    goto fail;
   switch (a->c->shape) {
     case SHAPE_K:
     case SHAPE_N:
     case SHAPE_KN:
+    case SHAPE_0:
       return true;
     case SHAPE_KS:
       if (!read_string(env, argv[2], a->c->arg1, false, &a->s1)) goto fail;
@@ -650,12 +656,15 @@ static void run_call(const astack_engine *engine, const call_args *a, call_answe
       out->result = ((fn_kn)c->fn)(engine, a->key_id, &count);
       out->count = count;
       return;
+    case SHAPE_0:
+      out->result = ((fn_0)c->fn)(engine);
+      return;
   }
   out->result = ASTACK_INTERNAL_ERROR;
 }
 
 /* The JavaScript value of a call's answer, and frees its JSON text. Returns true with the
- * answer (the JSON text, or the count) in `*value`; false with the error to throw or reject
+ * answer (the JSON text, the count, or undefined) in `*value`; false with the error to throw or reject
  * with in `*value`, or NULL there and an exception pending. */
 static bool answer_value(napi_env env, const call_args *a, call_answer *out, napi_value *value) {
   bool ok = out->result == ASTACK_OK;
@@ -664,6 +673,8 @@ static bool answer_value(napi_env env, const call_args *a, call_answer *out, nap
     *value = astack_error(env, astack_result_code(out->result), out->json, NULL);
   } else if (a->c->shape == SHAPE_N || a->c->shape == SHAPE_KN) {
     ok = napi_create_double(env, (double)out->count, value) == napi_ok;
+  } else if (a->c->shape == SHAPE_0) {
+    ok = napi_get_undefined(env, value) == napi_ok;
   } else {
     ok = napi_create_string_utf8(env, out->json, NAPI_AUTO_LENGTH, value) == napi_ok;
   }

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
+
+import pytest
 
 import astack
 import astack.asgi
@@ -140,3 +143,27 @@ def test_store_names_the_store(tmp_path: Path) -> None:
     assert astack.Engine().store == "memory"
     assert astack.Engine({"store": {"kind": "sqlite", "path": str(tmp_path / "a.db")}}).store == "sqlite"
     assert astack.Engine({"store": {"kind": "redis", "url": "redis://127.0.0.1:1/0"}}).store == "redis"
+
+
+def test_flush_writes_what_the_store_holds_back_at_once(tmp_path: Path) -> None:
+    config = {"store": {"kind": "sqlite", "path": str(tmp_path / "astack.db")}}
+    opened = time.monotonic()
+    with astack.Engine(config) as engine:
+        admin = engine.bootstrap_admin_key()
+        assert admin is not None
+        admin_id = engine.authorize(admin, "admin").key_id or ""
+        key = engine.create_key(admin_id, name="k", scopes=["sessions:read"])
+        engine.authorize(key["key"], "session.read")
+
+        def written() -> Optional[int]:
+            """What another engine on the file reads of the key's last use."""
+            with astack.Engine(config) as other:
+                return other.get_key(other.authorize(admin or "", "admin").key_id or "", key["id"])["last_used_at"]
+
+        # Held back for a second after the store opened (a machine slower than that wrote it).
+        if time.monotonic() - opened < 0.9:
+            assert written() is None
+        engine.flush()
+        assert isinstance(written(), int)
+    with pytest.raises(astack.EngineClosed):
+        engine.flush()

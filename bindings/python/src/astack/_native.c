@@ -538,6 +538,17 @@ static PyObject *engine_sweep_sessions(EngineObject *self, PyObject *unused) {
     return PyLong_FromUnsignedLongLong(n);
 }
 
+static PyObject *engine_flush(EngineObject *self, PyObject *unused) {
+    astack_result rc;
+    (void)unused;
+    if (engine_enter(self) < 0) return NULL;
+    Py_BEGIN_ALLOW_THREADS rc = astack_engine_flush(self->engine);
+    Py_END_ALLOW_THREADS
+    engine_leave(self);
+    if (rc != ASTACK_OK) return raise_code(rc, NULL, NULL);
+    Py_RETURN_NONE;
+}
+
 static PyObject *engine_slots_in_use(EngineObject *self, PyObject *arg) {
     uint32_t n = 0;
     const char *key_id;
@@ -566,6 +577,11 @@ static PyMethodDef engine_methods[] = {
     {"now_ms", (PyCFunction)engine_now_ms, METH_NOARGS, "The engine's time, Unix epoch ms."},
     {"set_clock", (PyCFunction)engine_set_clock, METH_O, "Sets a manual clock to now_ms."},
     {"advance_clock", (PyCFunction)engine_advance_clock, METH_O, "Moves a manual clock forward by ms."},
+    {"flush", (PyCFunction)engine_flush, METH_NOARGS,
+     "flush() -> None: writes what the store holds back (request counts, keys' last_used_at, held "
+     "audit records; SQLite and Redis write them about a second late, by whichever call falls "
+     "due). Called more often than once a second from a thread of its own, it keeps that write "
+     "off the calls that decide requests. Releases the GIL."},
     {"sweep_sessions", (PyCFunction)engine_sweep_sessions, METH_NOARGS,
      "Expires every live session past its expiry; returns how many this call expired."},
     {"slots_in_use", (PyCFunction)engine_slots_in_use, METH_O,
