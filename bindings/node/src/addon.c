@@ -403,8 +403,13 @@ static bool read_authorize_args(napi_env env, napi_value *argv, char *key, uint3
   return true;
 }
 
-/* Writes a decision's numbers into the D_SLOTS doubles of `slots`. */
-static void write_slots(double *slots, astack_result result, const astack_decision *d) {
+/* authorize's answer: writes the decision's numbers into the D_SLOTS doubles of `slots`, and
+ * returns the string keyId + accountId when allowed (split at slot D_KEY_ID_LENGTH), else the
+ * result number. NULL with an exception pending. */
+static napi_value authorize_answer(napi_env env, astack_result result, const astack_decision *d, double *slots) {
+  char ids[ASTACK_KEY_ID_SIZE + ASTACK_ACCOUNT_ID_SIZE];
+  size_t key_id_length = result == ASTACK_OK ? strnlen(d->key_id, ASTACK_KEY_ID_SIZE - 1) : 0, account_length;
+  napi_value answer;
   slots[D_CODE] = (double)result;
   slots[D_WINDOW] = (double)d->window;
   slots[D_LIMIT] = (double)d->limit;
@@ -414,20 +419,11 @@ static void write_slots(double *slots, astack_result result, const astack_decisi
   slots[D_REQUESTS_PER_MINUTE] = (double)d->requests_per_minute;
   slots[D_REQUESTS_PER_HOUR] = (double)d->requests_per_hour;
   slots[D_CONCURRENT_SESSIONS] = (double)d->concurrent_sessions;
-  slots[D_KEY_ID_LENGTH] = (double)(result == ASTACK_OK ? strnlen(d->key_id, ASTACK_KEY_ID_SIZE - 1) : 0);
-}
-
-/* authorize's answer: the string keyId + accountId when allowed (split at slot
- * D_KEY_ID_LENGTH), else the result number. NULL with an exception pending. */
-static napi_value authorize_answer(napi_env env, astack_result result, const astack_decision *d) {
-  char ids[ASTACK_KEY_ID_SIZE + ASTACK_ACCOUNT_ID_SIZE];
-  size_t key_id_length, account_length;
-  napi_value answer;
+  slots[D_KEY_ID_LENGTH] = (double)key_id_length; /* ASCII: UTF-16 length = byte length */
   if (result != ASTACK_OK) {
     CHECK_NAPI(napi_create_uint32(env, result, &answer));
     return answer;
   }
-  key_id_length = strnlen(d->key_id, ASTACK_KEY_ID_SIZE - 1);
   account_length = strnlen(d->account_id, ASTACK_ACCOUNT_ID_SIZE - 1);
   memcpy(ids, d->key_id, key_id_length);
   memcpy(ids + key_id_length, d->account_id, account_length);
@@ -456,8 +452,7 @@ static napi_value engine_authorize(napi_env env, napi_callback_info info) {
     return NULL;
   }
   result = astack_authorize_op(box->engine, key, operation, &d);
-  write_slots(slots, result, &d);
-  return authorize_answer(env, result, &d);
+  return authorize_answer(env, result, &d, slots);
 }
 
 /* headers(allowed, window, limit, remaining, reset, retryAfter, requestsPerMinute,
@@ -813,9 +808,8 @@ static napi_value job_decision(napi_env env, const job *j) {
   napi_value buffer, slots, answer, pair;
   void *data = NULL;
   CHECK_NAPI(napi_create_arraybuffer(env, D_SLOTS * sizeof(double), &data, &buffer));
-  write_slots(data, j->result, &j->decision);
+  if ((answer = authorize_answer(env, j->result, &j->decision, data)) == NULL) return NULL;
   CHECK_NAPI(napi_create_typedarray(env, napi_float64_array, D_SLOTS, buffer, 0, &slots));
-  if ((answer = authorize_answer(env, j->result, &j->decision)) == NULL) return NULL;
   CHECK_NAPI(napi_create_array_with_length(env, 2, &pair));
   CHECK_NAPI(napi_set_element(env, pair, 0, answer));
   CHECK_NAPI(napi_set_element(env, pair, 1, slots));
