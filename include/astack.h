@@ -354,10 +354,11 @@ astack_result astack_engine_new_with_manual_clock(const char *config_json,
 void astack_engine_free(struct astack_engine *engine);
 
 /**
- * Writes what the engine's store holds back: request counts, keys' `last_used_at` and held
- * audit records (the SQLite and Redis stores write them about a second late, by whichever
- * call falls due). Freeing the engine does it too. A host that calls this more often than
- * once a second, on a thread of its own, keeps that write off the calls that decide requests.
+ * Writes what the engine's store holds back, now: request counts, keys' `last_used_at` and
+ * held audit records. The SQLite and Redis stores have them written behind by a thread of the
+ * engine every `store.flush_ms` (500 by default), and when the engine is freed; with that
+ * thread off (`flush_ms` 0), by whichever call falls due a second after the last write,
+ * unless the host calls this more often, on a thread of its own.
  * Returns `ASTACK_OK`, `ASTACK_NULL_ARGUMENT` (`engine` NULL), `ASTACK_UNAVAILABLE`.
  * Thread-safe.
  */

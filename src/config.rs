@@ -66,6 +66,11 @@ pub struct StoreConfig {
     pub fail_open: Option<bool>,
     /// `redis`: lease tokens in batches so that the hot path stays in memory (default off).
     pub lease: Option<LeaseConfig>,
+    /// `sqlite` and `redis`: how often, in ms, a thread of the engine writes what the store
+    /// holds back (default 500; 10 to 60,000, or 0 for no thread). With the thread, no call
+    /// that decides a request waits for that write; without it, the first call a second after
+    /// the last write does it, unless the host calls `flush` on a thread of its own.
+    pub flush_ms: Option<u64>,
 }
 
 /// The kinds of store.
@@ -94,6 +99,8 @@ impl StoreConfig {
     pub const DEFAULT_PREFIX: &'static str = "astack:";
     /// Default key cache lifetime, ms.
     pub const DEFAULT_KEY_CACHE_MS: u64 = 1000;
+    /// Default interval of the engine's flush thread, ms.
+    pub const DEFAULT_FLUSH_MS: u64 = 500;
 
     /// A SQLite store in `path`.
     pub fn sqlite(path: impl Into<String>) -> Self {
@@ -115,6 +122,15 @@ impl StoreConfig {
         self.key_cache_ms.unwrap_or(Self::DEFAULT_KEY_CACHE_MS)
     }
 
+    /// How often the engine's own thread flushes the store; `None`: no such thread (an
+    /// in-memory store, which holds nothing back, or `flush_ms` 0).
+    pub fn flush_every(&self) -> Option<std::time::Duration> {
+        match (self.kind, self.flush_ms.unwrap_or(Self::DEFAULT_FLUSH_MS)) {
+            (StoreKind::Memory, _) | (_, 0) => None,
+            (_, ms) => Some(std::time::Duration::from_millis(ms)),
+        }
+    }
+
     /// Checks the fields against the kind, and each value's range.
     pub fn validate(&self) -> Result<()> {
         let redis_only = [
@@ -125,8 +141,9 @@ impl StoreConfig {
             ("store.lease", self.lease.is_some()),
         ];
         let sqlite_only = [("store.path", self.path.is_some())];
+        let durable_only = [("store.flush_ms", self.flush_ms.is_some())];
         let (kind, foreign): (&str, Vec<_>) = match self.kind {
-            StoreKind::Memory => ("memory", redis_only.iter().chain(&sqlite_only).collect()),
+            StoreKind::Memory => ("memory", redis_only.iter().chain(&sqlite_only).chain(&durable_only).collect()),
             StoreKind::Sqlite => ("sqlite", redis_only.iter().collect()),
             StoreKind::Redis => ("redis", sqlite_only.iter().collect()),
         };
@@ -140,6 +157,9 @@ impl StoreConfig {
         };
         if !compiled {
             return Err(Error::config("store.kind", format!("this build has no {kind} store (cargo feature `{kind}`)")));
+        }
+        if self.flush_ms.is_some_and(|ms| ms != 0 && !(10..=60_000).contains(&ms)) {
+            return Err(Error::config("store.flush_ms", "must be 0 (no thread) or 10 to 60000"));
         }
         match self.kind {
             StoreKind::Memory => {}

@@ -21,7 +21,7 @@ use crate::keys::{self, CreateKey, CreatedKey, KeyRecord};
 use crate::limits::{Decision, Headers, Limits};
 use crate::scopes::{self, Operation, Permissions, Scope, Scopes};
 use crate::session::{CreateSession, CreatedSession, EndSession, Session, Status};
-use crate::store::{KeyEntry, KeyRef, MemoryStore, Store};
+use crate::store::{Flusher, KeyEntry, KeyRef, MemoryStore, Store};
 use crate::token::{self, Claims, ClaimsRef, Keyring};
 use crate::usage::{self, Alert, CreateAlert, RecordUsage, Usage};
 use crate::users::{CreateUser, UpdateUser, User};
@@ -165,6 +165,8 @@ pub struct Metrics {
 
 /// The control plane: keys, scopes, limits, sessions, tokens, workers, users, usage and audit.
 pub struct Engine {
+    /// First, so that dropping the engine stops the thread before the store's last flush.
+    flusher: Option<Flusher>,
     config: Config,
     clock: Arc<dyn Clock>,
     store: Arc<dyn Store>,
@@ -219,11 +221,16 @@ impl Engine {
         Self::with_clock(config, Arc::new(SystemClock))
     }
 
-    /// An engine reading time from `clock`, with the store its configuration names.
+    /// An engine reading time from `clock`, with the store its configuration names, and a
+    /// thread that flushes it every `store.flush_ms` when it holds writes back (SQLite, Redis).
     pub fn with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Self> {
         config.validate()?;
         let store = crate::store::open(&config.store)?;
-        Self::with_parts(config, clock, store)
+        let mut engine = Self::with_parts(config, clock, store)?;
+        if let Some(every) = engine.config.store.flush_every() {
+            engine.flusher = Some(Flusher::for_store(Arc::clone(&engine.store), every)?);
+        }
+        Ok(engine)
     }
 
     /// An engine from a JSON configuration (SPEC §11).
@@ -231,7 +238,8 @@ impl Engine {
         Self::new(Config::from_json(json)?)
     }
 
-    /// An engine reading time from `clock` and keeping state in `store`.
+    /// An engine reading time from `clock` and keeping state in `store`; the host flushes it
+    /// (no flush thread is started).
     pub fn with_parts(config: Config, clock: Arc<dyn Clock>, store: Arc<dyn Store>) -> Result<Self> {
         config.validate()?;
         let keyring = config.keyring()?;
@@ -242,7 +250,7 @@ impl Engine {
                 Err(e) => return Err(e),
             }
         }
-        Ok(Engine { config, clock, store, hasher, keyring })
+        Ok(Engine { flusher: None, config, clock, store, hasher, keyring })
     }
 
     /// An engine on a [`ManualClock`] starting at `now_ms`, for tests.
@@ -726,10 +734,12 @@ impl Engine {
         })
     }
 
-    /// Writes what the store holds back ([`Store::flush`]). Dropping the engine does it too; a
-    /// host that keeps its engine for the life of the process calls this before it exits. A
-    /// host that calls it more often than once a second, on a thread that may wait, keeps the
-    /// write off the calls that decide requests (see [`Store::flush`]).
+    /// Writes what the store holds back ([`Store::flush`]) now. Dropping the engine does it
+    /// too; a host that keeps its engine for the life of the process calls this before it
+    /// exits. An engine that opened its store from its configuration also flushes it on a
+    /// thread of its own (`store.flush_ms`); with that thread off (`0`), a host that calls
+    /// this more often than once a second, on a thread that may wait, keeps the write off the
+    /// calls that decide requests.
     pub fn flush(&self) -> Result<()> {
         self.store.flush()
     }

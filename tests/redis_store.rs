@@ -429,13 +429,21 @@ fn store_configuration_names_the_offending_field() {
         (r#"{"store": {"kind": "redis", "url": "redis://x", "fail_open": "yes"}}"#, "store.fail_open"),
         (r#"{"store": {"kind": "redis", "url": "redis://x", "colour": 1}}"#, "store.colour"),
         (r#"{"store": {"kind": "redis", "url": "redis://x", "prefix": "a b"}}"#, "store.prefix"),
+        (r#"{"store": {"kind": "memory", "flush_ms": 500}}"#, "store.flush_ms"),
+        (r#"{"store": {"kind": "redis", "url": "redis://x", "flush_ms": 9}}"#, "store.flush_ms"),
+        (r#"{"store": {"kind": "sqlite", "path": "/tmp/x.db", "flush_ms": 60001}}"#, "store.flush_ms"),
     ];
     for (json, field) in cases {
         expect_config_field(Config::from_json(json), field);
     }
-    let ok = r#"{"store": {"kind": "redis", "url": "redis://127.0.0.1:1/0", "prefix": "x:", "key_cache_ms": 0, "fail_open": true, "lease": {"batch": 10}}}"#;
+    let ok = r#"{"store": {"kind": "redis", "url": "redis://127.0.0.1:1/0", "prefix": "x:", "key_cache_ms": 0, "fail_open": true, "lease": {"batch": 10}, "flush_ms": 10}}"#;
     let config = Config::from_json(ok).unwrap();
     assert_eq!(config.store.lease, Some(LeaseConfig { batch: 10 }));
+    assert_eq!(config.store.flush_every(), Some(Duration::from_millis(10)));
+    let every = |json: &str| Config::from_json(json).unwrap().store.flush_every();
+    assert_eq!(every(r#"{"store": {"kind": "sqlite", "path": "/tmp/x.db"}}"#), Some(Duration::from_millis(500)), "by default");
+    assert_eq!(every(r#"{"store": {"kind": "sqlite", "path": "/tmp/x.db", "flush_ms": 0}}"#), None);
+    assert_eq!(every("{}"), None, "memory holds nothing back");
     // Opening does not connect: an engine starts while Redis is down, its calls are unavailable.
     let engine = Engine::new(config).unwrap();
     assert_eq!(engine.bootstrap_admin_key(None).unwrap_err().code(), "unavailable");

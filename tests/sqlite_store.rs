@@ -138,6 +138,38 @@ fn flush_writes_what_was_held_back_while_the_engine_lives() {
 }
 
 #[test]
+fn an_engine_from_config_flushes_on_a_thread_of_its_own_unless_told_not_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("astack.db");
+    let engine_with = |flush_ms: &str| {
+        Engine::from_json(&format!(r#"{{"store": {{"kind": "sqlite", "path": "{}"{flush_ms}}}}}"#, path.display())).unwrap()
+    };
+    // Another process's view of the file: the key's last use as written so far.
+    let written = |id: &str| SqliteStore::open(&path).unwrap().key(id).unwrap().unwrap().snapshot().last_used_at;
+    let used = |engine: &Engine| {
+        let key = engine.bootstrap_admin_key(None).unwrap().unwrap();
+        engine.authorize(&key, Operation::Admin).unwrap().principal.key_id()
+    };
+
+    // No thread: nothing but a call (none is made) or a flush writes it.
+    let engine = engine_with(r#", "flush_ms": 0"#);
+    let id = used(&engine);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(written(&id), None, "held back without the thread");
+    drop(engine);
+    assert!(written(&id).is_some(), "written on drop");
+
+    // By default the engine's thread writes it within about half a second, with no call made.
+    let engine = engine_with("");
+    let id = used(&engine);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while written(&id).is_none() {
+        assert!(Instant::now() < deadline, "written behind by the engine's thread");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
 fn denials_are_audited_behind_in_order_and_complete_to_readers() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("astack.db");

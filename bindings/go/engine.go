@@ -124,10 +124,11 @@ func (e *Engine) Close() error {
 	return nil
 }
 
-// Flush writes what the store holds back: request counts, keys' last_used_at and held audit
-// records (the SQLite and Redis stores write them about a second late, by whichever call falls
-// due; Close writes them too). Called more often than once a second from a goroutine of its
-// own, it keeps that write off the calls that decide requests.
+// Flush writes what the store holds back, now: request counts, keys' last_used_at and held
+// audit records. The SQLite and Redis stores have them written behind by a thread of the engine
+// every Store.FlushMs (500 ms by default), and by Close; with that thread off (FlushMs 0),
+// by whichever call falls due a second after the last write, unless the host calls Flush more
+// often, from a goroutine of its own.
 func (e *Engine) Flush() error {
 	return e.do(func(p *C.astack_engine) C.astack_result { return C.astack_engine_flush(p) })
 }

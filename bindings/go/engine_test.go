@@ -317,4 +317,14 @@ func TestStoreInConfig(t *testing.T) {
 	if e := wantCode(t, err, astack.ErrInvalidConfig); e.Field != "store.url" {
 		t.Fatalf("field %q", e.Field)
 	}
+	for ms, ok := range map[uint64]bool{0: true, 50: true, 9: false} {
+		flushed, err := astack.New(&astack.Config{Store: &astack.Store{Kind: "sqlite", Path: path, FlushMs: &ms}})
+		if ok && err != nil {
+			t.Fatalf("flush_ms %d: %v", ms, err)
+		} else if ok {
+			flushed.Close()
+		} else if e := wantCode(t, err, astack.ErrInvalidConfig); e.Field != "store.flush_ms" {
+			t.Fatalf("field %q", e.Field)
+		}
+	}
 }

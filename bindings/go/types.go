@@ -34,6 +34,9 @@ type Store struct {
 	FailOpen bool `json:"fail_open,omitempty"`
 	// Lease, when set, leases tokens from Redis in batches, so that the hot path stays in memory.
 	Lease *Lease `json:"lease,omitempty"`
+	// FlushMs is how often a thread of the engine writes what a SQLite or Redis store holds
+	// back (nil: 500 ms; 10 to 60,000, or 0 for no thread: see Engine.Flush).
+	FlushMs *uint64 `json:"flush_ms,omitempty"`
 }
 
 // Lease is the Redis store's token leasing: Batch tokens (1 to 10,000) taken at once, per key.

@@ -80,6 +80,10 @@ export type StoreConfig =
       kind: 'sqlite';
       /** The database file, created with its directory if missing. */
       path: string;
+      /** How often (ms) a thread of the engine writes what the store holds back (default 500;
+       *  10 to 60,000, or 0 for no thread: then the first call a second after the last write
+       *  does it, unless the host calls `flush()`). */
+      flush_ms?: number;
     }
   | {
       kind: 'redis';
@@ -94,6 +98,8 @@ export type StoreConfig =
       fail_open?: boolean;
       /** Lease tokens from Redis in batches (1 to 10,000), so that the hot path stays in memory. */
       lease?: { batch: number };
+      /** As for SQLite: how often (ms) the engine's thread writes what is held back. */
+      flush_ms?: number;
     };
 
 export interface EngineOptions {
@@ -306,8 +312,8 @@ export class Engine {
   close(): void;
   readonly closed: boolean;
   [Symbol.dispose](): void;
-  /** Writes what the store holds back (SQLite, Redis: about a second late otherwise);
-   *  `promises.flush()` every half second keeps that write off the calls that decide. */
+  /** Writes what the store holds back now (SQLite, Redis: the engine's thread writes it
+   *  every `store.flush_ms`, 500 by default). */
   flush(): void;
 
   /** The store the configuration chose. Over SQLite and Redis a call may wait on the disk or

@@ -10,16 +10,21 @@
 //! | keys, sessions, users, alerts, audit | lost at exit | durable once acknowledged | shared, as durable as the Redis server is configured |
 //! | ended sessions, audit records kept | the newest ~100,000 of each | all | all sessions, the newest 100,000 records |
 //! | token buckets | in process | in process (a restart refills them) | shared in Redis, or leased in batches |
-//! | `requests` counter, `last_used_at` | in process | written behind, about 1 s late | written behind, about 1 s late |
-//! | audit records of denials and expiries | in process | written behind, about 1 s late, in order | written behind, about 1 s late, in order |
+//! | `requests` counter, `last_used_at` | in process | written behind | written behind |
+//! | audit records of denials and expiries | in process | written behind, in order | written behind, in order |
 //! | revocation seen by other processes | — | — | within `key_cache_ms` (default 1 s) |
 //! | when the backend fails | — | `unavailable` | `unavailable` (or, with `fail_open`, authorize allows) |
 //!
-//! Each store's module doc states its guarantees in full.
+//! What is written behind, a store writes on [`Store::flush`], on drop, and from the first call
+//! a second after its last write; an engine that opened its store from its configuration also
+//! flushes it on a thread of its own every `store.flush_ms` (half a second by default), so that
+//! no call deciding a request waits for that write. Each store's module doc states its
+//! guarantees in full.
 
 #[cfg(any(feature = "sqlite", feature = "redis"))]
 mod behind;
 mod entry;
+mod flusher;
 mod memory;
 mod positions;
 #[cfg(feature = "redis")]
@@ -32,6 +37,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use entry::{AccountMeter, KeyEntry, RecordCell, RecordMut, RecordRef};
+pub(crate) use flusher::Flusher;
 pub use memory::MemoryStore;
 pub use slab::KeyRef;
 #[cfg(feature = "redis")]
@@ -82,9 +88,9 @@ fn expire_one(now: u64, update: impl FnOnce(SessionUpdate<'_>) -> Result<Option<
 /// The state behind an engine. Every method is atomic with respect to the others.
 pub trait Store: Send + Sync + 'static {
     /// Writes what the store holds back (the SQLite and Redis stores write request counts and
-    /// keys' `last_used_at` about a second late, and on drop); nothing by default. The next
-    /// write-behind falls due a full interval after a flush: a host that flushes more often,
-    /// on a thread of its own, spares its requests the wait (the reference server does).
+    /// keys' `last_used_at` behind, and on drop); nothing by default. The next write-behind
+    /// falls due a full interval after a flush: whoever flushes more often, on a thread of its
+    /// own (the engine's flush thread does), spares the calls that decide requests the wait.
     fn flush(&self) -> Result<()> {
         Ok(())
     }

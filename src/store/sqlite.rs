@@ -17,8 +17,8 @@
 //!   slow every other request) and of expiries (a sweep expires the sessions due in one
 //!   transaction, then audits each). They are kept in memory and written by the first call a
 //!   second (or [`SqliteStore::with_write_behind`]) or more after the last such write or
-//!   flush (the reference server flushes twice a second, so that its requests never write
-//!   them), and when the store is dropped or [`SqliteStore::flush`]ed; a crash may lose what
+//!   flush (an engine that opened the store from its configuration flushes it every
+//!   `store.flush_ms` on a thread of its own, so that its calls never write them), and when the store is dropped or [`SqliteStore::flush`]ed; a crash may lose what
 //!   was held. A `requests` alert that fires is written at once, and a held audit record is
 //!   written before any later one and before the log is read, so the log stays in order and
 //!   complete to its readers.

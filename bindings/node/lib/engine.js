@@ -272,10 +272,11 @@ class Engine {
   }
 
   /**
-   * Writes what the store holds back: request counts, keys' `last_used_at` and held audit
-   * records (SQLite and Redis write them about a second late, by whichever call falls due;
-   * nothing in memory). Calling `engine.promises.flush()` more often than once a second, e.g.
-   * from a `setInterval`, keeps that write off the calls that decide requests.
+   * Writes what the store holds back, now: request counts, keys' `last_used_at` and held
+   * audit records (nothing in memory). SQLite and Redis write them behind on a thread of the
+   * engine every `store.flush_ms` (500 by default), and when the engine is closed. With that
+   * thread off (`flush_ms: 0`), whichever call falls due a second after the last write does it,
+   * unless the host calls `engine.promises.flush()` more often, e.g. from a `setInterval`.
    */
   flush() {
     return this[kCall](C.engineFlush, ''); // (no acting key: the addon reads none)

@@ -192,8 +192,9 @@ test('the event loop turns while a call waits on the store (Redis store)', async
   });
 });
 
-test('flush writes what the store holds back at once (SQLite store)', async () => {
+test('flush writes what the store holds back at once (SQLite store, no flush thread)', async () => {
   const config = storeConfig('sqlite');
+  config.store.flush_ms = 0;
   const opened = Date.now();
   const engine = new Engine(config);
   const adminKey = engine.bootstrapAdminKey();
@@ -216,6 +217,30 @@ test('flush writes what the store holds back at once (SQLite store)', async () =
   engine.flush();
   engine.close();
   assert.throws(() => engine.flush(), EngineClosedError);
+});
+
+test("the engine's thread writes what SQLite holds back, with no call on the event loop", async () => {
+  const config = storeConfig('sqlite');
+  config.store.flush_ms = 50;
+  const engine = new Engine(config);
+  const adminKey = engine.bootstrapAdminKey();
+  const app = engine.createKey(engine.authorize(adminKey, 'admin'), { name: 'app', scopes: ['sessions:read'] });
+  engine.authorize(app.key, 'session.read');
+  // What another engine on the file reads of the app key's last use (it uses only the admin's).
+  const written = () => {
+    const other = new Engine({ store: { ...config.store, flush_ms: 0 } });
+    try {
+      return other.getKey(other.authorize(adminKey, 'admin'), app.id).last_used_at;
+    } finally {
+      other.close();
+    }
+  };
+  const deadline = Date.now() + 20000;
+  while (written() === null) {
+    assert.ok(Date.now() < deadline, "written by the engine's thread");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  engine.close();
 });
 
 test('close() with calls in flight: they finish, later calls reject, and the engine is freed once', async () => {

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -146,7 +147,8 @@ def test_store_names_the_store(tmp_path: Path) -> None:
 
 
 def test_flush_writes_what_the_store_holds_back_at_once(tmp_path: Path) -> None:
-    config = {"store": {"kind": "sqlite", "path": str(tmp_path / "astack.db")}}
+    # No flush thread: only a call that falls due, or flush(), writes.
+    config = {"store": {"kind": "sqlite", "path": str(tmp_path / "astack.db"), "flush_ms": 0}}
     opened = time.monotonic()
     with astack.Engine(config) as engine:
         admin = engine.bootstrap_admin_key()
@@ -167,3 +169,47 @@ def test_flush_writes_what_the_store_holds_back_at_once(tmp_path: Path) -> None:
         assert isinstance(written(), int)
     with pytest.raises(astack.EngineClosed):
         engine.flush()
+
+
+def test_the_engines_flush_thread_writes_without_a_call(tmp_path: Path) -> None:
+    config = {"store": {"kind": "sqlite", "path": str(tmp_path / "astack.db"), "flush_ms": 50}}
+    with astack.Engine(config) as engine:
+        admin = engine.bootstrap_admin_key() or ""
+        admin_id = engine.authorize(admin, "admin").key_id or ""
+
+        def written() -> Optional[int]:
+            """What another engine on the file reads of the key's last use."""
+            with astack.Engine({"store": {"kind": "sqlite", "path": config["store"]["path"], "flush_ms": 0}}) as other:
+                return other.get_key(admin_id, admin_id)["last_used_at"]
+
+        deadline = time.monotonic() + 20
+        while written() is None:
+            assert time.monotonic() < deadline, "the engine's thread wrote the key's use"
+            time.sleep(0.05)
+    with pytest.raises(astack.InvalidConfig) as refused:
+        astack.Engine({"store": {"kind": "sqlite", "path": str(tmp_path / "b.db"), "flush_ms": 5}})
+    assert refused.value.field == "store.flush_ms"
+
+
+def test_a_forked_child_may_close_its_copy_of_the_engine(tmp_path: Path) -> None:
+    """The child has no flush thread to stop: closing must not wait for one, nor write."""
+    engine = astack.Engine({"store": {"kind": "sqlite", "path": str(tmp_path / "astack.db")}})
+    engine.bootstrap_admin_key()
+    pid = os.fork()
+    if pid == 0:  # the child
+        engine.close()
+        os._exit(0)
+    status = None
+    try:
+        deadline = time.monotonic() + 20
+        while status is None and time.monotonic() < deadline:
+            reaped, code = os.waitpid(pid, os.WNOHANG)
+            status = code if reaped else None
+            time.sleep(0.05)
+        assert status is not None, "the child hung closing its engine"
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        if status is None:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        engine.close()

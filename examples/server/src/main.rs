@@ -153,13 +153,15 @@ fn build_engine(args: &Args) -> Result<(&'static Engine, Option<String>), String
 /// The default data directory (relative to the working directory).
 const DEFAULT_DATA_DIR: &str = "astack-data";
 
-/// The store the flags choose: `--redis` (keeping the file's other Redis settings), `--data`,
-/// `--memory`; else the configuration file's; else SQLite in the default data directory.
+/// The store the flags choose: `--redis` or `--data` (each keeping the file's other settings of
+/// its kind), `--memory`; else the configuration file's; else SQLite in the default data
+/// directory.
 fn store(args: &Args, configured: StoreConfig) -> StoreConfig {
     let sqlite_in = |dir: &Path| StoreConfig::sqlite(dir.join("astack.db").to_string_lossy());
     match (&args.redis, &args.data) {
         (Some(url), _) if configured.kind == StoreKind::Redis => StoreConfig { url: Some(url.clone()), ..configured },
         (Some(url), _) => StoreConfig::redis(url.clone()),
+        (None, Some(dir)) if configured.kind == StoreKind::Sqlite => StoreConfig { path: sqlite_in(dir).path, ..configured },
         (None, Some(dir)) => sqlite_in(dir),
         (None, None) if args.memory => StoreConfig::default(),
         (None, None) if configured != StoreConfig::default() => configured,
@@ -193,10 +195,8 @@ async fn serve(args: Args, engine: Option<&'static Engine>, admin_key: Option<St
     let logger = log::Logger::new(!args.quiet);
     let router = match engine {
         Some(engine) => {
-            // Twice a second: expire what is due, and write what the store holds back (request
-            // counts, `last_used_at`, denials' audit records), on a thread that may block on
-            // the disk or the network. The store's own write-behind falls due a second after
-            // the last write, so while this runs no request waits on it.
+            // Twice a second, expire what is due, on a thread that may block on the disk or the
+            // network. (What the store holds back, the engine's own thread writes: `flush_ms`.)
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_millis(500));
                 loop {
@@ -204,9 +204,6 @@ async fn serve(args: Args, engine: Option<&'static Engine>, admin_key: Option<St
                     let _ = tokio::task::spawn_blocking(move || {
                         if let Err(e) = engine.sweep() {
                             eprintln!("astack-server: sweep failed: {e}");
-                        }
-                        if let Err(e) = engine.flush() {
-                            eprintln!("astack-server: writing behind failed: {e}");
                         }
                     })
                     .await;

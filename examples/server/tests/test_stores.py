@@ -65,26 +65,50 @@ def test_sigterm_writes_what_was_held_back():
         again.stop()
 
 
-def test_what_is_held_back_is_written_every_second_while_serving():
-    """Request counts, `last_used_at` and denials' audit records are written behind, by the
-    server's one-second tick, with no further request and no stop."""
+def written_behind(server, key_id):
+    """Whether the server's file holds the key's `last_used_at` and one denial's audit record."""
+    db = sqlite3.connect(f"file:{Path(server.dir) / 'data' / 'astack.db'}?mode=ro", uri=True)
+    try:
+        used = db.execute("SELECT json_extract(json, '$.last_used_at') FROM keys WHERE id = ?", (key_id,)).fetchone()[0]
+        denied = db.execute("SELECT COUNT(*) FROM audit WHERE json_extract(json, '$.action') = 'request.denied'").fetchone()[0]
+        return used is not None and denied == 1
+    finally:
+        db.close()
+
+
+def use_and_deny(server):
+    """A key of one request a minute, used once and denied once; its id."""
+    key = server.create_key(name="app", scopes=["sessions:read"], limits={"requests_per_minute": 1})
+    assert server.request("GET", "/api/v1/sessions", key=key["key"]).status_code == 200
+    assert server.request("GET", "/api/v1/sessions", key=key["key"]).status_code == 429
+    return key
+
+
+def test_what_is_held_back_is_written_by_the_engines_thread_while_serving():
+    """Request counts, `last_used_at` and denials' audit records are written behind by the
+    engine's flush thread (every half second), with no further request and no stop."""
     server = Server()
     try:
-        key = server.create_key(name="app", scopes=["sessions:read"], limits={"requests_per_minute": 1})
-        assert server.request("GET", "/api/v1/sessions", key=key["key"]).status_code == 200
-        assert server.request("GET", "/api/v1/sessions", key=key["key"]).status_code == 429
-        db = sqlite3.connect(f"file:{Path(server.dir) / 'data' / 'astack.db'}?mode=ro", uri=True)
-
-        def written():
-            used = db.execute("SELECT json_extract(json, '$.last_used_at') FROM keys WHERE id = ?", (key["id"],)).fetchone()[0]
-            denied = db.execute("SELECT COUNT(*) FROM audit WHERE json_extract(json, '$.action') = 'request.denied'").fetchone()[0]
-            return used is not None and denied == 1
-
+        key = use_and_deny(server)
         deadline = time.monotonic() + 10
-        while not written() and time.monotonic() < deadline:
+        while not written_behind(server, key["id"]) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert written()
-        db.close()
+        assert written_behind(server, key["id"])
+    finally:
+        server.stop()
+
+
+def test_without_the_flush_thread_a_request_writes_behind():
+    """`flush_ms: 0` in the file's store, kept under `--data`: no thread writes; the first
+    request a second after the last write does."""
+    config = {"store": {"kind": "sqlite", "path": "replaced-by-data", "flush_ms": 0}}
+    server = Server(config=config)
+    try:
+        key = use_and_deny(server)
+        time.sleep(1.5)
+        assert not written_behind(server, key["id"])
+        assert server.admin("GET", "/api/v1/keys").status_code == 200
+        assert written_behind(server, key["id"])
     finally:
         server.stop()
 

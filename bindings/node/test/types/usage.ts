@@ -6,7 +6,7 @@ import {
 } from '../..';
 
 async function use(): Promise<void> {
-  const engine = new Engine({ limits: { requests_per_minute: 100 }, store: { kind: 'sqlite', path: '/tmp/a.db' } });
+  const engine = new Engine({ limits: { requests_per_minute: 100 }, store: { kind: 'sqlite', path: '/tmp/a.db', flush_ms: 0 } });
   const kind: StoreKind = engine.store;
   const admin: Decision = engine.authorize(engine.bootstrapAdminKey(), 'admin');
   const created = engine.createKey(admin, { name: 'app', account_id: 'acme', scopes: ['sessions:write'] });

@@ -578,10 +578,9 @@ static PyMethodDef engine_methods[] = {
     {"set_clock", (PyCFunction)engine_set_clock, METH_O, "Sets a manual clock to now_ms."},
     {"advance_clock", (PyCFunction)engine_advance_clock, METH_O, "Moves a manual clock forward by ms."},
     {"flush", (PyCFunction)engine_flush, METH_NOARGS,
-     "flush() -> None: writes what the store holds back (request counts, keys' last_used_at, held "
-     "audit records; SQLite and Redis write them about a second late, by whichever call falls "
-     "due). Called more often than once a second from a thread of its own, it keeps that write "
-     "off the calls that decide requests. Releases the GIL."},
+     "flush() -> None: writes what the store holds back now (request counts, keys' last_used_at, "
+     "held audit records; over SQLite and Redis a thread of the engine writes them every "
+     "store.flush_ms, 500 by default). Releases the GIL."},
     {"sweep_sessions", (PyCFunction)engine_sweep_sessions, METH_NOARGS,
      "Expires every live session past its expiry; returns how many this call expired."},
     {"slots_in_use", (PyCFunction)engine_slots_in_use, METH_O,
