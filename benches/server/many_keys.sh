@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Many keys at once: the latency of GET /api/v1/sessions when every request comes with another
-# of KEYS keys, over SQLite (the default store, which writes each key's use behind, about once
-# a second, all the keys used since at once) beside the memory store (which writes nothing), in
-# one run: wrk's 99th percentile and maximum, and the rate.
+# of KEYS keys, over SQLite (the default store, whose engine writes each key's use behind on a
+# thread of its own twice a second, all the keys used since at once) beside the memory store
+# (which writes nothing), in one run: wrk's 99th percentile and maximum, and the rate.
 #
 #   KEYS=20000 DURATION=10s ROUNDS=2 bash benches/server/many_keys.sh
 set -euo pipefail

@@ -1,14 +1,15 @@
 'use strict';
 // engine.promises.authorize (libuv's thread pool) against Engine#authorize (the JavaScript
 // thread), in one run: over the Redis store, where each decision waits on a round trip; over
-// SQLite, where one call a second writes the counts behind to the disk; and over the memory
-// store, where nothing waits. Starts its own redis-server on a free port.
+// SQLite, whose counts are written behind to the disk twice a second by the engine's flush
+// thread, or, with that thread off (`flush_ms: 0`), once a second by the call that falls due;
+// and over the memory store, where nothing waits. Starts its own redis-server on a free port.
 //
 //   node bindings/node/bench/promises.js          (make bench-node runs it)
 //   DURATION=2000 ROUNDS=3 IN_FLIGHT=16 KEYS=100 SQLITE_KEYS=20000 node bindings/node/bench/promises.js
 //
-// Over SQLite the decisions cycle through SQLITE_KEYS keys, so that each second's write-behind
-// (the call that falls due writes every key used since the last one) has that many rows to write.
+// Over SQLite the decisions cycle through SQLITE_KEYS keys, so that each write-behind (of every
+// key used since the last one) has that many rows to write.
 //
 // Synchronous: one decision after another, with the event loop let through after each, as a
 // server deciding each request in turn. Promises: IN_FLIGHT decisions in flight at once. For
@@ -107,7 +108,8 @@ function median(values) {
 
 const fmt = (n) => Math.round(n).toLocaleString('en-US');
 
-/** Alternates the two ways over ROUNDS rounds; prints each round and the BENCH line. */
+/** Alternates the two ways over ROUNDS rounds; prints each round and the BENCH line, and
+ *  returns the rounds. */
 async function compare(name, setup) {
   const rounds = { sync: [], promises: [] };
   for (let round = 1; round <= ROUNDS; round++) {
@@ -122,6 +124,7 @@ async function compare(name, setup) {
   const pooled = median(rounds.promises.map((r) => r.rate));
   console.log(`  ${name}: promises ${fmt(pooled)}/s, synchronous ${fmt(sync)}/s (${(pooled / sync).toFixed(2)}x), medians of ${ROUNDS}`);
   console.log(`BENCH node/authorize_${name}_promises ours=${pooled.toFixed(1)} peer=${sync.toFixed(1)} unit=ops/s aim=-`);
+  return rounds;
 }
 
 async function main() {
@@ -136,9 +139,16 @@ async function main() {
     overRedis.engine.close();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'astack-bench-'));
     const overSqlite = engineWithKeys({ store: { kind: 'sqlite', path: path.join(dir, 'astack.db') } }, SQLITE_KEYS);
-    console.log(`authorize over SQLite (${SQLITE_KEYS} keys: their use written behind once a second):`);
-    await compare('sqlite', overSqlite);
+    console.log(`authorize over SQLite (${SQLITE_KEYS} keys, their use written behind by the engine's thread):`);
+    const flushed = await compare('sqlite', overSqlite);
     overSqlite.engine.close();
+    const unflushed = engineWithKeys({ store: { kind: 'sqlite', path: path.join(dir, 'unflushed.db'), flush_ms: 0 } }, SQLITE_KEYS);
+    console.log(`authorize over SQLite (${SQLITE_KEYS} keys, no flush thread: the call that falls due writes their use):`);
+    const unthreaded = await compare('sqlite_no_flush_thread', unflushed);
+    unflushed.engine.close();
+    // The longest the synchronous calls held the event loop, with the thread and without.
+    const held = (rounds) => median(rounds.sync.map((r) => r.held));
+    console.log(`BENCH node/authorize_sqlite_sync_loop_held ours=${held(flushed).toFixed(2)} peer=${held(unthreaded).toFixed(2)} unit=ms aim=-`);
     fs.rmSync(dir, { recursive: true, force: true });
     const inMemory = engineWithKeys({});
     console.log('authorize over the memory store:');
