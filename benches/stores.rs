@@ -8,6 +8,9 @@
 //! run with `ASTACK_PEER_PYTHON`, default `python3`), doing the same two windows on the same
 //! number of keys. Everything is single-threaded. Prints a table of ops/s.
 //!
+//! Then a sweep: how long `Engine::sweep` takes to expire `DUE` sessions all due at once, over
+//! Redis beside the in-memory store (each expiry a state change, its indexes and an audit record).
+//!
 //! Run with `make bench-stores` (which makes the Python venv for the peer).
 
 use std::hint::black_box;
@@ -17,7 +20,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use astack::config::{LeaseConfig, StoreConfig};
-use astack::{Config, Engine, Operation, SystemClock};
+use astack::limits::Limits;
+use astack::session::CreateSession;
+use astack::workers::Worker;
+use astack::{Clock, Config, Engine, ManualClock, Operation, SystemClock};
 use criterion::Criterion;
 
 mod common;
@@ -71,6 +77,33 @@ fn ops_per_second(engine: &Engine, keys: &[String]) -> f64 {
     done as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Sessions due at once in the sweep measured.
+const DUE: usize = 2_000;
+
+/// Milliseconds `Engine::sweep` takes to expire `due` sessions, all due at once, over `store`
+/// (the median of `rounds`, each on sessions of its own).
+fn sweep_ms(store: StoreConfig, due: usize, rounds: usize) -> f64 {
+    let clock = Arc::new(ManualClock::new(SystemClock.now_ms()));
+    let limits = Limits { requests_per_minute: common::PER_MINUTE, requests_per_hour: common::PER_HOUR, concurrent_sessions: due as u32 };
+    let defaults = Config::default();
+    let default_worker = Worker { capacity: due as u32, ..defaults.default_worker.clone() };
+    let engine = Engine::with_clock(Config { store, limits, default_worker, ..defaults }, clock.clone()).expect("engine");
+    let admin = engine.authorize(&engine.bootstrap_admin_key(None).unwrap().unwrap(), Operation::Admin).unwrap().principal;
+    let mut times: Vec<f64> = (0..rounds)
+        .map(|_| {
+            for _ in 0..due {
+                engine.create_session(&admin, CreateSession::new("user")).expect("session");
+            }
+            clock.advance(engine.config().sessions.pending_ttl_seconds * 1000);
+            let start = Instant::now();
+            assert_eq!(engine.sweep().unwrap(), due);
+            start.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[rounds / 2]
+}
+
 fn peer(url: &str) -> Option<f64> {
     let python = std::env::var("ASTACK_PEER_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/stores/limits_redis.py");
@@ -105,7 +138,8 @@ fn main() {
                 assert!(engine.authorize(key, Operation::SessionRead).is_ok(), "{name}");
             }
         }
-        println!("stores bench: smoke test of 3 stores, 1 passed, 0 failed");
+        sweep_ms(StoreConfig { prefix: Some("bench-sweep:".into()), ..StoreConfig::redis(&url) }, 10, 1);
+        println!("stores bench: smoke test of 3 stores and a sweep, 1 passed, 0 failed");
         return;
     }
     let mut criterion = Criterion::default()
@@ -146,4 +180,10 @@ fn main() {
     println!();
     common::report("stores/redis_authorize_vs_limits", ours[0].1, peer, "ops/s", "-");
     common::report("stores/redis_leasing_100_vs_memory", ours[1].1, Some(ours[2].1), "ops/s", "-");
+
+    let rounds = if common::quick() { 1 } else { 5 };
+    let redis = sweep_ms(StoreConfig { prefix: Some("bench-sweep:".into()), ..StoreConfig::redis(&url) }, DUE, rounds);
+    let memory = sweep_ms(StoreConfig::default(), DUE, rounds);
+    println!("sweep of {DUE} sessions due at once, median of {rounds}: redis {redis:.1} ms, memory {memory:.1} ms");
+    common::report(&format!("stores/redis_sweep_{DUE}_vs_memory"), redis, Some(memory), "ms", "-");
 }

@@ -215,6 +215,41 @@ fn a_session_created_through_one_engine_is_read_connected_and_ended_through_the_
 }
 
 #[test]
+fn two_engines_sweeping_at_once_expire_each_due_session_once() {
+    // More than a sweep's batch (256), so that both engines go through several batches.
+    const DUE: usize = 600;
+    let server = RedisServer::start();
+    let p = Pair::new(store_config(&server, "t9:"), store_config(&server, "t9:"));
+    let admin = p.admin(&p.a);
+    p.a.register_worker(&admin, worker("w1", DUE as u32)).unwrap();
+    let client = p.key(&["sessions:read", "sessions:write"], KeyLimits { concurrent_sessions: Some(DUE as u32), ..Default::default() });
+    let principal = p.a.authorize(&client.key, Operation::SessionCreate).map_err(|d| d.error).unwrap().principal;
+    let ids: Vec<String> = (0..DUE).map(|_| p.a.create_session(&principal, CreateSession::new("u")).unwrap().session.id).collect();
+    p.clock.advance(150_000);
+    let full = p.a.create_session(&principal, CreateSession::new("u")).unwrap_err();
+    assert_eq!(full.code(), "concurrent_session_limit", "none is due yet");
+    p.clock.advance(150_000);
+
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| p.a.sweep().unwrap());
+        let b = s.spawn(|| p.b.sweep().unwrap());
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert_eq!(a + b, DUE, "each due session expired by one sweep ({a} + {b})");
+    assert_eq!(p.a.sweep().unwrap() + p.b.sweep().unwrap(), 0, "none left");
+    for id in &ids {
+        let session = p.b.get_session(&principal, id).unwrap();
+        assert_eq!((session.status, session.end_reason.as_deref()), (Status::Expired, Some("expired")));
+    }
+    assert_eq!(p.a.slots_in_use(&client.record.id).unwrap(), 0);
+    assert_eq!(p.b.list_workers(&admin).unwrap()[0].active_sessions, 0);
+    p.a.flush().unwrap();
+    p.b.flush().unwrap();
+    let expired = written_actions(&server, "t9:").iter().filter(|a| *a == "session.expired").count();
+    assert_eq!(expired, DUE, "audited once each");
+}
+
+#[test]
 fn revocation_reaches_another_engine_within_key_cache_ms() {
     let server = RedisServer::start();
     let b = StoreConfig { key_cache_ms: Some(300), ..store_config(&server, "t3:") };

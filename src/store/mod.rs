@@ -155,7 +155,8 @@ pub trait Store: Send + Sync + 'static {
     /// call that returns fewer than `batch` left no session due at `now` live. This one
     /// expires every one of [`Store::due_sessions`], one by one through
     /// [`Store::update_session`]; a store may do it in fewer steps, and may stop at `batch` (the
-    /// memory store does, so that a sweep holds one batch of sessions at a time).
+    /// memory store does, so that a sweep holds one batch of sessions at a time; the Redis
+    /// store writes a batch in one transaction).
     fn expire_due(&self, now: u64, _batch: usize) -> Result<Vec<(Status, Session)>> {
         let mut expired = Vec::new();
         for id in self.due_sessions(now)? {

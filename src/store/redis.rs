@@ -57,7 +57,7 @@ use crate::config::StoreConfig;
 use crate::error::{Error, Result};
 use crate::keys::{digests_equal, KeyDigest, KeyRecord};
 use crate::limits::{peek_all, take_all, Decision, Window};
-use crate::session::Session;
+use crate::session::{Session, Status};
 use crate::usage::{self, Alert};
 use crate::users::User;
 use crate::workers::{self, Worker, WorkerStatus};
@@ -587,6 +587,31 @@ impl RedisStore {
         }
     }
 
+    /// Expires those of the sessions `ids` that are due at `now` and live, in one optimistic
+    /// transaction; returns them as they are now, each with the status it had.
+    fn expire_sessions(&self, ids: &[String], now: u64) -> Result<Vec<(Status, Session)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: Vec<String> = ids.iter().map(|id| self.session_name(id)).collect();
+        self.optimistic(&names, |con| {
+            let stored: Vec<Option<String>> = redis::cmd("MGET").arg(&names).query(con).map_err(unavailable)?;
+            let mut pipe = redis::pipe();
+            let mut expired = Vec::new();
+            for (name, json) in names.iter().zip(stored) {
+                let Some(json) = json else { continue };
+                let mut session: Session = from_json(&json)?;
+                let before = session.status;
+                if session.expire_if_due(now) {
+                    pipe.cmd("SET").arg(name).arg(to_json(&session)?).ignore();
+                    self.liveness(&mut pipe, &session, false);
+                    expired.push((before, session));
+                }
+            }
+            Ok(if expired.is_empty() { Err(expired) } else { Ok((expired, pipe)) })
+        })
+    }
+
     /// Runs an optimistic transaction: `attempt` is called after `WATCH keys` and returns
     /// either a final value (nothing to write) or a value with the pipeline to execute
     /// atomically; a conflicting write elsewhere runs it again.
@@ -915,6 +940,26 @@ impl Store for RedisStore {
     fn due_sessions(&self, now: u64) -> Result<Vec<String>> {
         let expiry = self.name(format_args!("expiry"));
         self.run(|con| redis::cmd("ZRANGEBYSCORE").arg(&expiry).arg("-inf").arg(now).query(con))
+    }
+
+    /// Expires the due sessions `batch` at a time, each batch in one optimistic transaction
+    /// (its sessions read at once, then written at once): a few round trips a batch, not a
+    /// few a session.
+    fn expire_due(&self, now: u64, batch: usize) -> Result<Vec<(Status, Session)>> {
+        let expiry = self.name(format_args!("expiry"));
+        let batch = batch.max(1);
+        let mut expired = Vec::new();
+        loop {
+            let due: Vec<String> = self.run(|con| {
+                redis::cmd("ZRANGEBYSCORE").arg(&expiry).arg("-inf").arg(now).arg("LIMIT").arg(0).arg(batch).query(con)
+            })?;
+            expired.extend(self.expire_sessions(&due, now)?);
+            // Fewer due than a batch: none is left. A full batch, of which other processes
+            // expired some: look again, so that a short answer still means none is left.
+            if due.len() < batch || expired.len() >= batch {
+                return Ok(expired);
+            }
+        }
     }
 
     fn slots_in_use(&self, key_id: &str) -> Result<u32> {
