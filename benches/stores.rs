@@ -8,8 +8,10 @@
 //! run with `ASTACK_PEER_PYTHON`, default `python3`), doing the same two windows on the same
 //! number of keys. Everything is single-threaded. Prints a table of ops/s.
 //!
-//! Then a sweep: how long `Engine::sweep` takes to expire `DUE` sessions all due at once, over
-//! Redis beside the in-memory store (each expiry a state change, its indexes and an audit record).
+//! Then what `POST /api/v1/sessions` asks of the engine, `authorize` for `session.create` and
+//! `create_session`, over Redis beside memory; and a sweep: how long `Engine::sweep` takes to
+//! expire `DUE` sessions all due at once, over Redis beside the in-memory store (each expiry a
+//! state change, its indexes and an audit record).
 //!
 //! Run with `make bench-stores` (which makes the Python venv for the peer).
 
@@ -80,15 +82,38 @@ fn ops_per_second(engine: &Engine, keys: &[String]) -> f64 {
 /// Sessions due at once in the sweep measured.
 const DUE: usize = 2_000;
 
+/// An engine over `store` on `clock` whose admin may hold `sessions` sessions at once, and
+/// that admin's key.
+fn session_engine(store: StoreConfig, clock: Arc<dyn Clock>, sessions: u32) -> (Engine, String) {
+    let limits = Limits { requests_per_minute: common::PER_MINUTE, requests_per_hour: common::PER_HOUR, concurrent_sessions: sessions };
+    let defaults = Config::default();
+    let default_worker = Worker { capacity: sessions, ..defaults.default_worker.clone() };
+    let engine = Engine::with_clock(Config { store, limits, default_worker, ..defaults }, clock).expect("engine");
+    let key = engine.bootstrap_admin_key(None).unwrap().unwrap();
+    (engine, key)
+}
+
+/// `authorize` for `session.create` then `create_session`, for `SECONDS` or `POSTS` sessions,
+/// whichever comes first: sessions a second.
+fn posts_per_second(store: StoreConfig) -> f64 {
+    const POSTS: u32 = 200_000;
+    let (engine, key) = session_engine(store, Arc::new(SystemClock), POSTS);
+    let start = Instant::now();
+    let mut done = 0u32;
+    while done < POSTS && start.elapsed().as_secs_f64() < SECONDS {
+        let principal = engine.authorize(&key, Operation::SessionCreate).map_err(|d| d.error).expect("authorize").principal;
+        engine.create_session(&principal, CreateSession::new("user")).expect("session");
+        done += 1;
+    }
+    f64::from(done) / start.elapsed().as_secs_f64()
+}
+
 /// Milliseconds `Engine::sweep` takes to expire `due` sessions, all due at once, over `store`
 /// (the median of `rounds`, each on sessions of its own).
 fn sweep_ms(store: StoreConfig, due: usize, rounds: usize) -> f64 {
     let clock = Arc::new(ManualClock::new(SystemClock.now_ms()));
-    let limits = Limits { requests_per_minute: common::PER_MINUTE, requests_per_hour: common::PER_HOUR, concurrent_sessions: due as u32 };
-    let defaults = Config::default();
-    let default_worker = Worker { capacity: due as u32, ..defaults.default_worker.clone() };
-    let engine = Engine::with_clock(Config { store, limits, default_worker, ..defaults }, clock.clone()).expect("engine");
-    let admin = engine.authorize(&engine.bootstrap_admin_key(None).unwrap().unwrap(), Operation::Admin).unwrap().principal;
+    let (engine, key) = session_engine(store, clock.clone(), due as u32);
+    let admin = engine.authorize(&key, Operation::Admin).unwrap().principal;
     let mut times: Vec<f64> = (0..rounds)
         .map(|_| {
             for _ in 0..due {
@@ -180,6 +205,11 @@ fn main() {
     println!();
     common::report("stores/redis_authorize_vs_limits", ours[0].1, peer, "ops/s", "-");
     common::report("stores/redis_leasing_100_vs_memory", ours[1].1, Some(ours[2].1), "ops/s", "-");
+
+    let redis = posts_per_second(StoreConfig { prefix: Some("bench-post:".into()), ..StoreConfig::redis(&url) });
+    let memory = posts_per_second(StoreConfig::default());
+    println!("authorize for session.create + create_session: redis {redis:.0}/s, memory {memory:.0}/s");
+    common::report("stores/redis_post_session_vs_memory", redis, Some(memory), "ops/s", "-");
 
     let rounds = if common::quick() { 1 } else { 5 };
     let redis = sweep_ms(StoreConfig { prefix: Some("bench-sweep:".into()), ..StoreConfig::redis(&url) }, DUE, rounds);

@@ -560,18 +560,18 @@ impl RedisStore {
         values.into_iter().flatten().take(limit).map(|j| from_json(&j)).collect()
     }
 
-    fn workers_list(&self, con: &mut Connection) -> RedisResult<Vec<Worker>> {
-        let order: Vec<String> = redis::cmd("LRANGE").arg(self.name(format_args!("workers:order"))).arg(0).arg(-1).query(con)?;
-        if order.is_empty() {
-            return Ok(Vec::new());
-        }
-        let values: Vec<Option<String>> =
-            redis::cmd("HMGET").arg(self.name(format_args!("workers"))).arg(&order).query(con)?;
-        Ok(values.into_iter().flatten().filter_map(|j| serde_json::from_str(&j).ok()).collect())
+    /// Adds to `pipe` the reads of the workers and their loads, answered as
+    /// `(order, workers, load)`: ids in registration order, each worker's JSON by id, and each
+    /// worker's live sessions. Read with [`RedisStore::ordered_workers`].
+    fn read_workers<'p>(&self, pipe: &'p mut redis::Pipeline) -> &'p mut redis::Pipeline {
+        pipe.cmd("LRANGE").arg(self.name(format_args!("workers:order"))).arg(0).arg(-1);
+        pipe.cmd("HGETALL").arg(self.name(format_args!("workers")));
+        pipe.cmd("HGETALL").arg(self.name(format_args!("load")))
     }
 
-    fn loads(&self, con: &mut Connection) -> RedisResult<HashMap<String, i64>> {
-        redis::cmd("HGETALL").arg(self.name(format_args!("load"))).query(con)
+    /// The workers of [`RedisStore::read_workers`]'s answer, in registration order.
+    fn ordered_workers(order: &[String], by_id: &HashMap<String, String>) -> Vec<Worker> {
+        order.iter().filter_map(|id| by_id.get(id)).filter_map(|json| serde_json::from_str(json).ok()).collect()
     }
 
     /// Adds the bookkeeping of a session's liveness to `pipe`: +1 (hold) or −1 (release).
@@ -885,12 +885,14 @@ impl Store for RedisStore {
         let all = self.name(format_args!("sessions"));
         let by_account = self.name(format_args!("sessions:{}", session.account_id));
         self.optimistic(&watched, |con| {
-            let used: Option<i64> = redis::cmd("GET").arg(&slots).query(con).map_err(unavailable)?;
+            // The key's slots, the workers and their loads: one round trip.
+            type Read = (Option<i64>, Vec<String>, HashMap<String, String>, HashMap<String, i64>);
+            let (used, order, by_id, load): Read =
+                self.read_workers(redis::pipe().cmd("GET").arg(&slots)).query(con).map_err(unavailable)?;
             if used.unwrap_or(0) >= i64::from(slot_limit) {
                 return Err(Error::ConcurrentSessionLimit { limit: slot_limit });
             }
-            let workers = self.workers_list(con).map_err(unavailable)?;
-            let load = self.loads(con).map_err(unavailable)?;
+            let workers = Self::ordered_workers(&order, &by_id);
             let worker = workers::place(&workers, default_worker, |node| {
                 load.get(node).copied().unwrap_or(0).clamp(0, i64::from(u32::MAX)) as u32
             })?;
@@ -1003,8 +1005,9 @@ impl Store for RedisStore {
     }
 
     fn workers(&self) -> Result<Vec<WorkerStatus>> {
-        let (workers, load) = self.run(|con| Ok((self.workers_list(con)?, self.loads(con)?)))?;
-        Ok(workers
+        let (order, by_id, load): (Vec<String>, HashMap<String, String>, HashMap<String, i64>) =
+            self.run(|con| self.read_workers(&mut redis::pipe()).query(con))?;
+        Ok(Self::ordered_workers(&order, &by_id)
             .into_iter()
             .map(|worker| {
                 let active = load.get(&worker.node_id).copied().unwrap_or(0).clamp(0, i64::from(u32::MAX)) as u32;
