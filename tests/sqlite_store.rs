@@ -170,6 +170,28 @@ fn an_engine_from_config_flushes_on_a_thread_of_its_own_unless_told_not_to() {
 }
 
 #[test]
+fn a_keys_last_use_written_in_its_record_before_the_key_use_table_is_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("astack.db");
+    let opened = open_engine(&path, T0);
+    let key = opened.0.bootstrap_admin_key(None).unwrap().unwrap();
+    let id = opened.0.authorize(&key, Operation::Admin).unwrap().principal.key_id();
+    drop(opened);
+    // A file of the schema before `key_use`: the last use lived in the key's JSON record.
+    let earlier = T0 - 60_000;
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(&format!("DROP TABLE key_use; UPDATE keys SET json = json_set(json, '$.last_used_at', {earlier});")).unwrap();
+    drop(conn);
+    let used = || SqliteStore::open(&path).unwrap().key(&id).unwrap().unwrap().snapshot().last_used_at;
+    assert_eq!(used(), Some(earlier), "read from the record");
+    // Used again: the later use, written to `key_use`, wins over the record's.
+    let opened = open_engine(&path, T0 + 1);
+    opened.0.authorize(&key, Operation::Admin).unwrap();
+    drop(opened);
+    assert_eq!(used(), Some(T0 + 1));
+}
+
+#[test]
 fn denials_are_audited_behind_in_order_and_complete_to_readers() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("astack.db");

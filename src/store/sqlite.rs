@@ -57,6 +57,10 @@ CREATE TABLE IF NOT EXISTS keys (
     seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, digest BLOB NOT NULL UNIQUE,
     account_id TEXT NOT NULL, json TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS keys_account ON keys (account_id, seq);
+-- Each key's `last_used_at`, written behind: a small row a key, so that the write-behind does
+-- not rewrite every used key's record (a record's own `last_used_at`, from before this table,
+-- is read as a floor).
+CREATE TABLE IF NOT EXISTS key_use (id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sessions (
     seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, account_id TEXT NOT NULL,
     key_id TEXT NOT NULL, node_id TEXT NOT NULL, status TEXT NOT NULL, live INTEGER NOT NULL,
@@ -199,15 +203,18 @@ impl SqliteStore {
             meters.entry(account).or_default().next_alert.store(threshold as u64, Ordering::Relaxed);
         }
         let mut cache = self.keys.write();
-        let mut stmt = conn.prepare("SELECT digest, json FROM keys ORDER BY seq").map_err(db)?;
+        let mut stmt = conn
+            .prepare("SELECT keys.digest, keys.json, key_use.at FROM keys LEFT JOIN key_use USING (id) ORDER BY keys.seq")
+            .map_err(db)?;
         let rows = stmt
-            .query_map([], |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?)))
+            .query_map([], |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?, row.get::<_, Option<i64>>(2)?)))
             .map_err(db)?;
         for row in rows {
-            let (digest, json) = row.map_err(db)?;
+            let (digest, json, used_at) = row.map_err(db)?;
             let digest: KeyDigest =
                 digest.try_into().map_err(|_| Error::Internal("a stored key digest is not 32 bytes".into()))?;
-            let record: KeyRecord = from_json(&json)?;
+            let mut record: KeyRecord = from_json(&json)?;
+            record.last_used_at = record.last_used_at.max(used_at.and_then(|at| u64::try_from(at).ok()));
             let meter = meters.entry(record.account_id.clone()).or_default().clone();
             cache.insert(record.id.clone(), KeyEntry::new(digest, record, meter));
         }
@@ -375,10 +382,14 @@ impl Store for SqliteStore {
         let result = self.tx(|tx| {
             // Prepared once for all the rows: preparing each cost more than its write.
             let mut touch = tx
-                .prepare_cached("UPDATE keys SET json = json_set(json, '$.last_used_at', ?2) WHERE id = ?1")
+                .prepare_cached(
+                    "INSERT INTO key_use (id, at) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET at = MAX(at, excluded.at)",
+                )
                 .map_err(db)?;
             for entry in &entries {
-                touch.execute(params![entry.record.id(), entry.last_used_at().map(int)]).map_err(db)?;
+                if let Some(at) = entry.last_used_at() {
+                    touch.execute(params![entry.record.id(), int(at)]).map_err(db)?;
+                }
             }
             let mut count = tx
                 .prepare_cached(

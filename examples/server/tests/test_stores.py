@@ -69,7 +69,7 @@ def written_behind(server, key_id):
     """Whether the server's file holds the key's `last_used_at` and one denial's audit record."""
     db = sqlite3.connect(f"file:{Path(server.dir) / 'data' / 'astack.db'}?mode=ro", uri=True)
     try:
-        used = db.execute("SELECT json_extract(json, '$.last_used_at') FROM keys WHERE id = ?", (key_id,)).fetchone()[0]
+        used = db.execute("SELECT at FROM key_use WHERE id = ?", (key_id,)).fetchone()
         denied = db.execute("SELECT COUNT(*) FROM audit WHERE json_extract(json, '$.action') = 'request.denied'").fetchone()[0]
         return used is not None and denied == 1
     finally:
