@@ -23,8 +23,8 @@ pub struct Flusher {
 }
 
 impl Flusher {
-    /// Starts a thread (`astack-flush`) that calls `flush` every `every` (the store's flush,
-    /// ignoring its failures), and drops it when stopped.
+    /// Starts a thread (`astack-flush`) that calls `flush` every `every` until the `Flusher` is
+    /// dropped.
     pub fn start(every: Duration, mut flush: impl FnMut() + Send + 'static) -> Result<Self> {
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()

@@ -32,10 +32,10 @@
 //!   flood of 429s slow every other request). They are kept in memory and written by the first
 //!   call a second (or [`RedisStore::with_write_behind`]) or more after the last such write
 //!   or flush (an engine that opened the store from its configuration flushes it every
-//!   `store.flush_ms` on a thread of its own), before usage or alerts are read, and when the store is dropped or
-//!   [`Store::flush`]ed; a process that dies loses what it held. A held audit record is
-//!   written before any later record of the same process and before that process reads the
-//!   log; one that Redis refused stays held, in order, for the next write.
+//!   `store.flush_ms` on a thread of its own), before usage or alerts are read, and when the
+//!   store is dropped or [`Store::flush`]ed; a process that dies loses what it held. A held
+//!   audit record is written before any later record of the same process and before that
+//!   process reads the log; one that Redis refused stays held, in order, for the next write.
 //! - Durability is the Redis server's own (`appendonly`, snapshots). The audit log keeps the
 //!   newest 100,000 records in all and per account.
 

@@ -18,10 +18,12 @@
 //!   transaction, then audits each). They are kept in memory and written by the first call a
 //!   second (or [`SqliteStore::with_write_behind`]) or more after the last such write or
 //!   flush (an engine that opened the store from its configuration flushes it every
-//!   `store.flush_ms` on a thread of its own, so that its calls never write them), and when the store is dropped or [`SqliteStore::flush`]ed; a crash may lose what
-//!   was held. A `requests` alert that fires is written at once, and a held audit record is
-//!   written before any later one and before the log is read, so the log stays in order and
-//!   complete to its readers.
+//!   `store.flush_ms` on a thread of its own, so that its calls never write them), and when
+//!   the store is dropped or [`SqliteStore::flush`]ed; a crash may lose what was held. A
+//!   `requests` alert that fires is written at once, and a held audit record is written
+//!   before any later one and before the log is read, so the log stays in order and complete
+//!   to its readers. Keys' last uses go to a table of their own (`key_use`), a small row a
+//!   key, so that writing them does not rewrite the keys' records.
 //! - **Token buckets stay in memory:** a restart refills every key's buckets.
 //! - **One process.** The store caches every key in memory (so that `authorize` never reads
 //!   the disk) and assumes it is the file's only writer: open one file from one process. For
