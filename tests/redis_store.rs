@@ -250,6 +250,24 @@ fn two_engines_sweeping_at_once_expire_each_due_session_once() {
 }
 
 #[test]
+fn a_sweep_corrects_expiry_index_entries_of_no_live_session() {
+    let server = RedisServer::start();
+    let p = Pair::new(store_config(&server, "t10:"), store_config(&server, "t10:"));
+    let admin = p.admin(&p.a);
+    let due = p.a.create_session(&admin, CreateSession::new("u")).unwrap().session.id;
+    // More stale entries than a sweep's batch (256), all due: ids of no session at all.
+    let mut con = redis::Client::open(server.url()).unwrap().get_connection().unwrap();
+    for i in 0..300 {
+        let _: () = redis::cmd("ZADD").arg("t10:expiry").arg(0).arg(format!("sess_gone{i}")).query(&mut con).unwrap();
+    }
+    p.clock.advance(300_000);
+    assert_eq!(p.a.sweep().unwrap(), 1, "the one live session due, and the sweep ends");
+    assert_eq!(p.a.get_session(&admin, &due).unwrap().status, Status::Expired);
+    let left: usize = redis::cmd("ZCARD").arg("t10:expiry").query(&mut con).unwrap();
+    assert_eq!(left, 0, "the stale entries left the index");
+}
+
+#[test]
 fn revocation_reaches_another_engine_within_key_cache_ms() {
     let server = RedisServer::start();
     let b = StoreConfig { key_cache_ms: Some(300), ..store_config(&server, "t3:") };

@@ -13,7 +13,6 @@ use crate::error::{Error, Result};
 ///
 /// A flush that fails is not reported here: the store keeps what it held for the next flush,
 /// and the next call that falls due (or the host's own `flush`) reports the failure.
-#[derive(Debug)]
 pub struct Flusher {
     /// Dropped to stop the thread (its receiver then disconnects).
     stop: Option<Sender<()>>,

@@ -587,28 +587,40 @@ impl RedisStore {
         }
     }
 
-    /// Expires those of the sessions `ids` that are due at `now` and live, in one optimistic
-    /// transaction; returns them as they are now, each with the status it had.
+    /// Expires those of the sessions `ids` (taken from the expiry index) that are due at `now`
+    /// and live, in one optimistic transaction; returns them as they are now, each with the
+    /// status it had. An id the index holds wrongly (its session gone, ended, or expiring
+    /// later) is corrected in the same transaction, so that no entry comes back batch after
+    /// batch.
     fn expire_sessions(&self, ids: &[String], now: u64) -> Result<Vec<(Status, Session)>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
+        let expiry = self.name(format_args!("expiry"));
         let names: Vec<String> = ids.iter().map(|id| self.session_name(id)).collect();
         self.optimistic(&names, |con| {
             let stored: Vec<Option<String>> = redis::cmd("MGET").arg(&names).query(con).map_err(unavailable)?;
+            // Each id is written: expired, or its index entry corrected.
             let mut pipe = redis::pipe();
             let mut expired = Vec::new();
-            for (name, json) in names.iter().zip(stored) {
-                let Some(json) = json else { continue };
-                let mut session: Session = from_json(&json)?;
-                let before = session.status;
-                if session.expire_if_due(now) {
-                    pipe.cmd("SET").arg(name).arg(to_json(&session)?).ignore();
-                    self.liveness(&mut pipe, &session, false);
-                    expired.push((before, session));
+            for ((id, name), json) in ids.iter().zip(&names).zip(stored) {
+                match json.map(|json| from_json::<Session>(&json)).transpose()? {
+                    Some(mut session) if session.is_live() => {
+                        let before = session.status;
+                        if session.expire_if_due(now) {
+                            pipe.cmd("SET").arg(name).arg(to_json(&session)?).ignore();
+                            self.liveness(&mut pipe, &session, false);
+                            expired.push((before, session));
+                        } else {
+                            pipe.cmd("ZADD").arg(&expiry).arg(session.expires_at).arg(id).ignore();
+                        }
+                    }
+                    _ => {
+                        pipe.cmd("ZREM").arg(&expiry).arg(id).ignore();
+                    }
                 }
             }
-            Ok(if expired.is_empty() { Err(expired) } else { Ok((expired, pipe)) })
+            Ok(Ok((expired, pipe)))
         })
     }
 
